@@ -1,0 +1,1 @@
+"""estimate: placeholder package; see docs/architecture.md for what lands here."""

@@ -1,0 +1,365 @@
+"""Leaky integrate-and-fire neurons: the spec, the exact integer model and the float model.
+
+Integer mode (the hardware contract)
+------------------------------------
+State per neuron: membrane ``v`` (Wv-bit signed) and refractory counter ``r``
+(0 .. R). One time step with input current ``i`` (Wi-bit signed)::
+
+    leak(v) = v - (v >> s)                  leak_mode = "shift"   (beta = 1 - 2^-s)
+            = (v * b) >> F                  leak_mode = "multiply" (beta = b / 2^F)
+    active  = (r == 0)
+    h       = fit_Wv(leak(v) + i)  if active      (saturate by default, or wrap)
+            = leak(v)               otherwise     (input ignored while refractory)
+    spike   = active and h >= theta
+    v'      = h - theta   if spike and reset_mode == "subtract"
+            = 0           if spike and reset_mode == "zero"
+            = h           otherwise (also reset_mode == "none")
+    r'      = R if spike else max(r - 1, 0)
+
+``>>`` is the arithmetic shift (floor). ``leak(v)`` always fits Wv bits because
+|leak(v)| <= |v|; ``h - theta`` cannot overflow because h >= theta > 0. Every
+sequence starts from v = 0, r = 0.
+
+Float mode
+----------
+``LIF`` is an ``nn.Module`` computing ``h = beta * v + x`` with the same reset
+and refractory rules and a surrogate gradient for the Heaviside step.
+``quantize_lif`` maps a trained ``LIF`` onto a ``LIFSpec``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from . import fixed
+from .spec import SpecBase, SpecError, check_bool, check_choice, check_int
+
+LEAK_MODES = ("shift", "multiply")
+RESET_MODES = ("subtract", "zero", "none")
+SURROGATES = ("atan", "sigmoid")
+
+
+@dataclass(frozen=True)
+class LIFSpec(SpecBase):
+    """Parameters of a LIF neuron array, shared by ``lif_run`` and ``rtl.LIFArray``.
+
+    Attributes
+    ----------
+    n_neurons : N, neurons in the array (1 .. 65536).
+    lanes : P, neurons updated in parallel by the hardware; N must be a multiple of P.
+    membrane_width : Wv, bits of the signed membrane (2 .. 32).
+    input_width : Wi, bits of the signed input current (1 .. 32).
+    threshold : theta, firing threshold, 1 .. 2^(Wv-1) - 1.
+    leak_mode : "shift" (v -= v >> s) or "multiply" (v = (v * b) >> F).
+    leak_shift : s for the shift leak, 1 .. Wv - 1.
+    leak_beta : b for the multiply leak, 0 .. 2^F (2^F means no leak).
+    leak_frac_bits : F for the multiply leak, 1 .. 16.
+    reset_mode : "subtract", "zero" or "none".
+    overflow : "saturate" (default) or "wrap" for the membrane sum.
+    refractory : R, steps a neuron ignores input after a spike (0 = none), 0 .. 255.
+    emit_membrane : whether the hardware also streams out v' (golden always computes it).
+    """
+
+    block = "lif"
+
+    n_neurons: int = 64
+    lanes: int = 4
+    membrane_width: int = 16
+    input_width: int = 12
+    threshold: int = 1024
+    leak_mode: str = "shift"
+    leak_shift: int = 3
+    leak_beta: int = 230
+    leak_frac_bits: int = 8
+    reset_mode: str = "subtract"
+    overflow: str = "saturate"
+    refractory: int = 0
+    emit_membrane: bool = True
+
+    def __post_init__(self):
+        name = "LIFSpec"
+        check_int(name, "n_neurons", self.n_neurons, 1, 65536)
+        check_int(name, "lanes", self.lanes, 1, 256)
+        if self.n_neurons % self.lanes:
+            raise SpecError(f"LIFSpec.n_neurons = {self.n_neurons} must be a multiple of "
+                            f"LIFSpec.lanes = {self.lanes}")
+        check_int(name, "membrane_width", self.membrane_width, 2, 32)
+        check_int(name, "input_width", self.input_width, 1, 32)
+        check_int(name, "threshold", self.threshold, 1, fixed.int_max(self.membrane_width, True))
+        check_choice(name, "leak_mode", self.leak_mode, LEAK_MODES)
+        check_int(name, "leak_shift", self.leak_shift, 1, self.membrane_width - 1)
+        check_int(name, "leak_frac_bits", self.leak_frac_bits, 1, 16)
+        check_int(name, "leak_beta", self.leak_beta, 0, 1 << self.leak_frac_bits)
+        check_choice(name, "reset_mode", self.reset_mode, RESET_MODES)
+        check_choice(name, "overflow", self.overflow, fixed.OVERFLOW_MODES)
+        check_int(name, "refractory", self.refractory, 0, 255)
+        check_bool(name, "emit_membrane", self.emit_membrane)
+
+    @property
+    def groups(self) -> int:
+        """G = N / P: beats per time step, and the depth of the state memory."""
+        return self.n_neurons // self.lanes
+
+    @property
+    def refractory_bits(self) -> int:
+        """Bits of the refractory counter (0 when R = 0)."""
+        return fixed.bits_for(self.refractory) if self.refractory else 0
+
+    @property
+    def beta(self) -> float:
+        """The leak factor as a real number (for documentation and float models)."""
+        if self.leak_mode == "shift":
+            return 1.0 - 2.0 ** -self.leak_shift
+        return self.leak_beta / (1 << self.leak_frac_bits)
+
+
+class LIFState(NamedTuple):
+    v: torch.Tensor  # membrane, int64
+    r: torch.Tensor  # refractory counter, int64
+
+
+class LIFTrace(NamedTuple):
+    spikes: torch.Tensor    # (..., T, N) int64 in {0, 1}
+    membrane: torch.Tensor  # (..., T, N) int64: v' after reset, the state carried to t + 1
+
+
+def lif_init_state(spec: LIFSpec, batch_shape=()) -> LIFState:
+    zeros = torch.zeros(*batch_shape, spec.n_neurons, dtype=torch.int64)
+    return LIFState(zeros, zeros.clone())
+
+
+def lif_leak(spec: LIFSpec, v: torch.Tensor) -> torch.Tensor:
+    """leak(v) = v - (v >> s)  or  (v * b) >> F (see the module docstring)."""
+    if spec.leak_mode == "shift":
+        return v - fixed.asr(v, spec.leak_shift)
+    return fixed.mul_shift(v, spec.leak_beta, spec.leak_frac_bits)
+
+
+def lif_step(spec: LIFSpec, state: LIFState, current: torch.Tensor) -> tuple[torch.Tensor, LIFState]:
+    """One exact integer time step; returns (spike, new state). See the module docstring."""
+    current = fixed.check_range(current, spec.input_width, True, "LIF input current")
+    if current.shape[-1] != spec.n_neurons:
+        raise ValueError(f"LIF input current has {current.shape[-1]} neurons in its last "
+                         f"dimension; the spec has n_neurons = {spec.n_neurons}")
+    v, r = state
+    leaked = lif_leak(spec, v)
+    active = r == 0
+    integrated = fixed.fit(leaked + current, spec.membrane_width, True, spec.overflow)
+    h = torch.where(active, integrated, leaked)
+    spike = active & (h >= spec.threshold)
+    if spec.reset_mode == "subtract":
+        v_reset = h - spec.threshold
+    elif spec.reset_mode == "zero":
+        v_reset = torch.zeros_like(h)
+    else:
+        v_reset = h
+    v_new = torch.where(spike, v_reset, h)
+    r_new = torch.where(spike, torch.full_like(r, spec.refractory), torch.clamp(r - 1, min=0))
+    return spike.to(torch.int64), LIFState(v_new, r_new)
+
+
+def lif_run(spec: LIFSpec, currents: torch.Tensor) -> LIFTrace:
+    """Run ``lif_step`` over T steps from the zero state.
+
+    Parameters
+    ----------
+    currents : integer tensor (..., T, N), every value a Wi-bit signed integer.
+
+    Returns
+    -------
+    LIFTrace with ``spikes`` and ``membrane`` (v' after reset), both (..., T, N) int64.
+    """
+    currents = fixed.check_range(currents, spec.input_width, True, "LIF input current")
+    if currents.dim() < 2 or currents.shape[-1] != spec.n_neurons:
+        raise ValueError(f"LIF input currents must have shape (..., T, {spec.n_neurons}); "
+                         f"got {tuple(currents.shape)}")
+    state = lif_init_state(spec, currents.shape[:-2])
+    spikes, membrane = [], []
+    for t in range(currents.shape[-2]):
+        spike, state = lif_step(spec, state, currents[..., t, :])
+        spikes.append(spike)
+        membrane.append(state.v)
+    return LIFTrace(torch.stack(spikes, dim=-2), torch.stack(membrane, dim=-2))
+
+
+# ---------------------------------------------------------------------------
+# Float mode
+
+
+class _SpikeATan(torch.autograd.Function):
+    """Heaviside forward; backward d/dx = alpha / 2 / (1 + (pi/2 * alpha * x)^2)."""
+
+    @staticmethod
+    def forward(ctx, x, alpha):
+        ctx.save_for_backward(x)
+        ctx.alpha = alpha
+        return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        a = ctx.alpha
+        return grad * (a / 2) / (1 + (math.pi / 2 * a * x) ** 2), None
+
+
+class _SpikeSigmoid(torch.autograd.Function):
+    """Heaviside forward; backward d/dx = alpha * sigmoid(alpha x) * (1 - sigmoid(alpha x))."""
+
+    @staticmethod
+    def forward(ctx, x, alpha):
+        ctx.save_for_backward(x)
+        ctx.alpha = alpha
+        return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        sg = torch.sigmoid(ctx.alpha * x)
+        return grad * ctx.alpha * sg * (1 - sg), None
+
+
+def spike_fn(x: torch.Tensor, surrogate: str = "atan", alpha: float = 2.0) -> torch.Tensor:
+    """Heaviside step H(x) = [x >= 0] with a surrogate gradient ("atan" or "sigmoid")."""
+    if surrogate == "atan":
+        return _SpikeATan.apply(x, alpha)
+    if surrogate == "sigmoid":
+        return _SpikeSigmoid.apply(x, alpha)
+    raise ValueError(f"surrogate must be one of {', '.join(SURROGATES)}, got {surrogate!r}")
+
+
+class LIF(nn.Module):
+    """Float LIF neurons with a surrogate gradient.
+
+    ``h = beta * v + x``; spike = H(h - threshold); reset as in the integer model
+    (subtract / zero / none) and the same refractory rule. ``beta`` may be
+    learnable (stored as a logit so it stays in (0, 1)).
+
+    step_mode "s": ``forward(x)`` is one time step and the membrane persists
+    between calls until ``reset_state()``. step_mode "m": ``forward(x)`` takes a
+    (T, ...) tensor and returns (T, ...) spikes, starting from the zero state.
+    """
+
+    def __init__(self, beta: float = 0.875, threshold: float = 1.0, reset_mode: str = "subtract",
+                 surrogate: str = "atan", alpha: float = 2.0, step_mode: str = "m",
+                 refractory: int = 0, learn_beta: bool = False, detach_reset: bool = False):
+        super().__init__()
+        if not 0.0 < beta < 1.0 and not (beta == 1.0 and not learn_beta):
+            raise ValueError(f"LIF beta must be in (0, 1], got {beta}")
+        if threshold <= 0:
+            raise ValueError(f"LIF threshold must be > 0, got {threshold}")
+        check_choice("LIF", "reset_mode", reset_mode, RESET_MODES)
+        check_choice("LIF", "surrogate", surrogate, SURROGATES)
+        check_choice("LIF", "step_mode", step_mode, ("s", "m"))
+        if refractory < 0:
+            raise ValueError(f"LIF refractory must be >= 0, got {refractory}")
+        self.reset_mode, self.surrogate, self.alpha = reset_mode, surrogate, alpha
+        self.step_mode, self.refractory, self.detach_reset = step_mode, refractory, detach_reset
+        self.threshold = threshold
+        if learn_beta:
+            self.beta_logit = nn.Parameter(torch.tensor(math.log(beta / (1 - beta))))
+        else:
+            self.register_buffer("beta_fixed", torch.tensor(float(beta)))
+        self.v = None
+        self.r = None
+
+    @property
+    def beta(self) -> torch.Tensor:
+        if hasattr(self, "beta_logit"):
+            return torch.sigmoid(self.beta_logit)
+        return self.beta_fixed
+
+    def reset_state(self):
+        self.v = None
+        self.r = None
+
+    def single_step(self, x: torch.Tensor) -> torch.Tensor:
+        if self.v is None or self.v.shape != x.shape:
+            self.v = torch.zeros_like(x)
+            self.r = torch.zeros_like(x)
+        leaked = self.beta * self.v
+        active = self.r <= 0
+        h = torch.where(active, leaked + x, leaked)
+        spike = spike_fn(h - self.threshold, self.surrogate, self.alpha) * active
+        s_reset = spike.detach() if self.detach_reset else spike
+        if self.reset_mode == "subtract":
+            self.v = h - s_reset * self.threshold
+        elif self.reset_mode == "zero":
+            self.v = h * (1 - s_reset)
+        else:
+            self.v = h
+        self.r = torch.where(spike.detach() > 0, torch.full_like(self.r, self.refractory),
+                             torch.clamp(self.r - 1, min=0))
+        return spike
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.step_mode == "s":
+            return self.single_step(x)
+        self.reset_state()
+        out = torch.stack([self.single_step(x[t]) for t in range(x.shape[0])])
+        self.reset_state()
+        return out
+
+
+def quantize_lif(neuron: LIF, *, n_neurons: int, frac_bits: int, membrane_width: int = 16,
+                 input_width: int = 12, leak_mode: str = "shift", leak_frac_bits: int = 8,
+                 lanes: int = 1, overflow: str = "saturate") -> LIFSpec:
+    """Map a float ``LIF`` onto a ``LIFSpec`` whose integers are reals * 2^frac_bits.
+
+    threshold = round(theta * 2^f); shift leak: s = round(-log2(1 - beta));
+    multiply leak: b = round(beta * 2^F). Inputs must be quantized with the same
+    f (``fixed.FixedFormat(input_width, frac_bits).quantize``).
+    Raises ``SpecError`` when the result does not fit the widths asked for.
+    """
+    beta = float(neuron.beta.detach())
+    threshold = int(round(neuron.threshold * (1 << frac_bits)))
+    shift = 1
+    if leak_mode == "shift":
+        shift = 1 if beta >= 1.0 else max(1, int(round(-math.log2(1.0 - beta))))
+    beta_int = int(round(beta * (1 << leak_frac_bits)))
+    return LIFSpec(n_neurons=n_neurons, lanes=lanes, membrane_width=membrane_width,
+                   input_width=input_width, threshold=threshold, leak_mode=leak_mode,
+                   leak_shift=min(shift, membrane_width - 1), leak_beta=beta_int,
+                   leak_frac_bits=leak_frac_bits, reset_mode=neuron.reset_mode,
+                   overflow=overflow, refractory=neuron.refractory)
+
+
+# ---------------------------------------------------------------------------
+# Reference vectors
+
+
+def lif_random_currents(spec: LIFSpec, n_sequences: int, n_steps: int, seed: int = 0) -> torch.Tensor:
+    """Seeded test stimulus (n_sequences, n_steps, N) that exercises every rule.
+
+    Most currents are drawn around the threshold scale, so neurons fire at a
+    useful rate; about 2 % are the extreme input values, and one sequence in
+    four drives a few neurons hard positive or negative, so the membrane reaches
+    both saturation limits whenever the widths allow it.
+    """
+    if n_sequences < 1 or n_steps < 1:
+        raise ValueError(f"need n_sequences >= 1 and n_steps >= 1, got {n_sequences}, {n_steps}")
+    gen = torch.Generator().manual_seed(seed)
+    lo, hi = fixed.int_min(spec.input_width, True), fixed.int_max(spec.input_width, True)
+    scale = max(1, min(spec.threshold, hi))
+    shape = (n_sequences, n_steps, spec.n_neurons)
+    base = torch.randint(-scale // 2, scale + 1, shape, generator=gen, dtype=torch.int64)
+    extreme = torch.rand(shape, generator=gen) < 0.02
+    sign = torch.rand(shape, generator=gen) < 0.5
+    base = torch.where(extreme, torch.where(sign, torch.tensor(hi), torch.tensor(lo)), base)
+    hard = torch.zeros(shape, dtype=torch.bool)
+    hard[::4, :, : max(1, spec.n_neurons // 8)] = True
+    pos = torch.rand(shape, generator=gen) < 0.5
+    drive = torch.where(pos, torch.tensor(hi), torch.tensor(lo))
+    base = torch.where(hard & (torch.rand(shape, generator=gen) < 0.8), drive, base)
+    return torch.clamp(base, lo, hi)
+
+
+def lif_reference(spec: LIFSpec, currents: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Arrays of a LIF vector file: ``currents``, ``spikes`` and ``membrane``, (S, T, N)."""
+    trace = lif_run(spec, currents)
+    return {"currents": currents.to(torch.int64), "spikes": trace.spikes.to(torch.uint8),
+            "membrane": trace.membrane.to(torch.int64)}

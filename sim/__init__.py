@@ -1,0 +1,1 @@
+"""Co-simulation: cocotb testbenches under Verilator, checked bit for bit against golden vectors."""

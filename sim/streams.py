@@ -1,0 +1,232 @@
+"""cocotb stream verification components: driver, monitor, in-order checker.
+
+Signals follow Amaranth's flattening of a ``lib.stream`` member called NAME:
+``NAME__valid``, ``NAME__ready`` and ``NAME__payload`` (the packed layout).
+
+Timing discipline (simulator independent): every component acts once per
+cycle at the *falling* edge. It writes its outputs, waits for ``ReadOnly`` so
+that combinational paths (a ready that depends on a downstream ready) have
+settled, and only then decides whether a handshake happens on the next rising
+edge. No component ever reads a value in the same delta in which it may still
+change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, Event, FallingEdge, ReadOnly, RisingEdge
+
+CLOCK_PERIOD_NS = 10
+
+
+class StreamDriver:
+    """Presents ``words`` on stream ``name`` in order, with seeded random valid gaps."""
+
+    def __init__(self, dut, name: str, words: list[int], *, seed: int, valid_prob: float):
+        self.valid = getattr(dut, f"{name}__valid")
+        self.ready = getattr(dut, f"{name}__ready")
+        self.payload = getattr(dut, f"{name}__payload")
+        self.clk = dut.clk
+        self.words, self.rng, self.valid_prob = words, random.Random(seed), valid_prob
+        self.sent = 0
+        self.accept_cycles: list[int] = []
+
+    async def run(self, cycle_counter: "CycleCounter"):
+        self.valid.value = 0
+        index = 0
+        while index < len(self.words):
+            await FallingEdge(self.clk)
+            show = self.rng.random() < self.valid_prob
+            self.valid.value = int(show)
+            if show:
+                self.payload.value = self.words[index]
+            await ReadOnly()
+            if show and int(self.ready.value):
+                self.accept_cycles.append(cycle_counter.cycle)
+                index += 1
+        await FallingEdge(self.clk)
+        self.valid.value = 0
+        self.sent = index
+
+
+class StreamMonitor:
+    """Takes beats from stream ``name`` with seeded random back-pressure; calls ``on_beat(bits)``."""
+
+    def __init__(self, dut, name: str, *, seed: int, ready_prob: float, on_beat: Callable[[int], None]):
+        self.valid = getattr(dut, f"{name}__valid")
+        self.ready = getattr(dut, f"{name}__ready")
+        self.payload = getattr(dut, f"{name}__payload")
+        self.clk = dut.clk
+        self.rng, self.ready_prob, self.on_beat = random.Random(seed), ready_prob, on_beat
+        self.output_cycles: list[int] = []  # always kept: the result reports the last one
+
+    async def run(self, cycle_counter: "CycleCounter"):
+        while True:
+            await FallingEdge(self.clk)
+            take = self.rng.random() < self.ready_prob
+            self.ready.value = int(take)
+            await ReadOnly()
+            if take and int(self.valid.value):
+                self.output_cycles.append(cycle_counter.cycle)
+                self.on_beat(self.payload.value.to_unsigned())
+
+
+@dataclass
+class InOrderChecker:
+    """Compares each observed beat with the next expected one; counts every differing beat.
+
+    The first few differences are kept as (beat index, got bits, expected bits or
+    None for an extra beat) so the launcher can decode them with the layout.
+    """
+
+    expected: list[int]
+    received: int = 0
+    errors: int = 0
+    first_errors: list = field(default_factory=list)
+    done: Event = field(default_factory=Event)
+
+    def check(self, bits: int):
+        if self.received >= len(self.expected):
+            self.errors += 1
+            if len(self.first_errors) < 5:
+                self.first_errors.append([self.received, hex(bits), None])
+        elif bits != self.expected[self.received]:
+            self.errors += 1
+            if len(self.first_errors) < 5:
+                self.first_errors.append([self.received, hex(bits), hex(self.expected[self.received])])
+        self.received += 1
+        if self.received >= len(self.expected):
+            self.done.set()
+
+
+class CycleCounter:
+    """Counts rising clock edges since reset was released; cycle 0 is the first one after."""
+
+    def __init__(self, clk):
+        self.clk, self.cycle = clk, 0
+
+    async def run(self):
+        while True:
+            await FallingEdge(self.clk)  # value read by the others during this cycle
+            await RisingEdge(self.clk)
+            self.cycle += 1
+
+
+@dataclass
+class BenchResult:
+    """What a stream co-simulation measured; written as JSON for the pytest side."""
+
+    beats_in: int
+    beats_expected: int
+    beats_checked: int
+    mismatches: int
+    cycles: int             # cycles from reset release to the last output beat, inclusive
+    simulated_cycles: int   # every cycle simulated during the wall-clock interval
+    wall_seconds: float
+    first_errors: list      # [beat index, got (hex), expected (hex) or None], at most 5
+    missing: int            # expected beats that never arrived
+    accept_cycles: list[int]
+    output_cycles: list[int]
+
+    @property
+    def cycles_per_second(self) -> float:
+        return self.simulated_cycles / self.wall_seconds if self.wall_seconds > 0 else float("inf")
+
+
+@dataclass
+class BenchConfig:
+    """Per-run settings passed from the pytest / CLI side in an environment variable.
+
+    ``stimulus`` is a JSON file {"inputs": [hex words], "expected": [hex words]}
+    that the launcher derived from a golden vector file through the block's
+    stream layouts; the bench itself imports neither torch nor Amaranth, so the
+    simulator starts in well under a second.
+    """
+
+    stimulus: str
+    result: str
+    seed: int = 1
+    valid_prob: float = 0.75
+    ready_prob: float = 0.75
+    keep_cycles: bool = False
+
+    ENV = "SPIKEFORGE_BENCH"
+
+    def to_env(self) -> dict[str, str]:
+        return {self.ENV: json.dumps(asdict(self))}
+
+    @classmethod
+    def from_env(cls) -> "BenchConfig":
+        raw = os.environ.get(cls.ENV)
+        if not raw:
+            raise RuntimeError(f"{cls.ENV} is not set: run this testbench through sim.harness")
+        return cls(**json.loads(raw))
+
+
+def load_stimulus(path: str) -> tuple[list[int], list[int]]:
+    with open(path) as f:
+        data = json.load(f)
+    return [int(w, 16) for w in data["inputs"]], [int(w, 16) for w in data["expected"]]
+
+
+def save_stimulus(path, words_in: list[int], expected: list[int]) -> None:
+    with open(path, "w") as f:
+        json.dump({"inputs": [hex(w) for w in words_in], "expected": [hex(w) for w in expected]}, f)
+
+
+async def run_stream_bench(dut, config: BenchConfig, words_in: list[int], expected: list[int], *,
+                           in_name: str = "i_stream", out_name: str = "o_stream",
+                           timeout_cycles: int | None = None) -> BenchResult:
+    """Reset the DUT, stream ``words_in`` through it and check every output beat in order.
+
+    Writes the ``BenchResult`` JSON to ``config.result`` and returns it; the
+    caller ends the cocotb test with one assertion on ``mismatches``.
+    """
+    Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns").start()
+    getattr(dut, f"{in_name}__valid").value = 0
+    getattr(dut, f"{out_name}__ready").value = 0
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, 3)
+    await FallingEdge(dut.clk)
+    dut.rst.value = 0
+
+    checker = InOrderChecker(expected)
+    counter = CycleCounter(dut.clk)
+    driver = StreamDriver(dut, in_name, words_in, seed=config.seed, valid_prob=config.valid_prob)
+    monitor = StreamMonitor(dut, out_name, seed=config.seed + 1, ready_prob=config.ready_prob,
+                            on_beat=checker.check)
+    if timeout_cycles is None:
+        gaps = 1.0 / max(1e-3, min(config.valid_prob, config.ready_prob))
+        timeout_cycles = int(4 * gaps * (len(words_in) + len(expected))) + 1000
+    start = time.perf_counter()
+    tasks = [cocotb.start_soon(counter.run()), cocotb.start_soon(driver.run(counter)),
+             cocotb.start_soon(monitor.run(counter))]
+    if expected:
+        while not checker.done.is_set() and counter.cycle < timeout_cycles:
+            await ClockCycles(dut.clk, 64)
+    # a few more cycles catch beats the design must not produce
+    await ClockCycles(dut.clk, 8)
+    wall = time.perf_counter() - start
+    for task in tasks:
+        task.cancel()
+    missing = max(0, len(expected) - checker.received)
+    checker.errors += missing
+    result = BenchResult(
+        beats_in=len(words_in), beats_expected=len(expected), beats_checked=checker.received,
+        mismatches=checker.errors,
+        cycles=monitor.output_cycles[-1] + 1 if monitor.output_cycles else 0,
+        simulated_cycles=counter.cycle, wall_seconds=wall,
+        first_errors=checker.first_errors, missing=missing,
+        accept_cycles=driver.accept_cycles if config.keep_cycles else [],
+        output_cycles=monitor.output_cycles if config.keep_cycles else [])
+    with open(config.result, "w") as f:
+        json.dump(asdict(result), f)
+    return result

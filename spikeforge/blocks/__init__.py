@@ -1,0 +1,71 @@
+"""The registry of hardware blocks the command line, the demo and synthesis know about.
+
+Each block module (``spikeforge/blocks/<name>.py``) describes one block with a
+``Block`` record: its spec class, how to build its Amaranth component, how to make
+golden reference vectors, and how to turn a vector file into stream beats.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from golden.vectors import VectorSet
+
+#: block modules, in the order the demo runs them
+BLOCK_MODULES = ("lif",)
+
+
+@dataclass(frozen=True)
+class VectorOption:
+    """A block-specific option of ``spikeforge vectors`` (e.g. number of time steps)."""
+
+    type: type
+    default: Any
+    help: str
+
+
+@dataclass(frozen=True)
+class Block:
+    name: str
+    summary: str
+    spec_cls: type
+    toplevel: str
+    component: Callable[[Any], Any]
+    #: (spec, seed, **vector options) -> dict of named integer arrays (golden)
+    make_vectors: Callable[..., dict]
+    #: VectorSet -> (spec, input beats, expected output beats)
+    stream_from_vectors: Callable[[VectorSet], tuple]
+    #: VectorSet -> (count, unit), e.g. (10240, "neuron updates")
+    work_done: Callable[[VectorSet], tuple[int, str]]
+    vector_options: dict[str, VectorOption] = field(default_factory=dict)
+    #: options the demo uses (a default run checks a useful amount of work)
+    demo_vector_options: dict[str, Any] = field(default_factory=dict)
+    in_name: str = "i_stream"
+    out_name: str = "o_stream"
+
+    def default_spec(self):
+        return self.spec_cls()
+
+
+_REGISTRY: dict[str, Block] = {}
+
+
+def _load() -> dict[str, Block]:
+    if not _REGISTRY:
+        for module in BLOCK_MODULES:
+            block = importlib.import_module(f"{__name__}.{module}").BLOCK
+            _REGISTRY[block.name] = block
+    return _REGISTRY
+
+
+def block_names() -> list[str]:
+    return list(_load())
+
+
+def get_block(name: str) -> Block:
+    blocks = _load()
+    if name not in blocks:
+        raise KeyError(f"unknown block {name!r}; known blocks: {', '.join(blocks)}")
+    return blocks[name]

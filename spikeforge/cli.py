@@ -1,0 +1,193 @@
+"""The ``spikeforge`` command line.
+
+    spikeforge blocks                                   list the hardware blocks
+    spikeforge verilog BLOCK [spec options] -o FILE     write a block's Verilog
+    spikeforge vectors BLOCK [spec options] -o DIR      write golden reference vectors
+    spikeforge check BLOCK --vectors DIR                co-simulate a vector directory under Verilator
+    spikeforge demo                                     the main job on built-in defaults
+
+Spec options are generated from the block's spec dataclass (``--n-neurons 64``,
+``--leak-mode multiply``, ``--no-emit-membrane``); ``--spec FILE.json`` loads a
+whole spec. Every user error ends in one ``spikeforge: error: ...`` line and
+exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import typing
+from pathlib import Path
+
+from golden.spec import SpecError
+from golden.vectors import VectorFileError
+
+from .blocks import Block, block_names, get_block
+
+
+class CLIError(Exception):
+    """A user error with a message for the command line."""
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_spec_options(parser: argparse.ArgumentParser, spec_cls) -> None:
+    group = parser.add_argument_group(f"{spec_cls.__name__} fields (defaults: the built-in spec)")
+    group.add_argument("--spec", metavar="FILE.json", help="load the whole spec from a JSON file "
+                       "(the 'spec' of a vector manifest works); field options override it")
+    hints = typing.get_type_hints(spec_cls)
+    for f in dataclasses.fields(spec_cls):
+        hint = hints[f.name]
+        default = f.default
+        help_text = f"default: {default!r}"
+        if hint is bool:
+            group.add_argument(_option(f.name), dest=f.name, action=argparse.BooleanOptionalAction,
+                               default=None, help=help_text)
+        elif typing.get_origin(hint) is tuple:
+            inner = typing.get_args(hint)[0]
+            group.add_argument(_option(f.name), dest=f.name, type=inner, nargs="+", default=None,
+                               help=help_text)
+        else:
+            group.add_argument(_option(f.name), dest=f.name, type=hint, default=None, help=help_text)
+
+
+def spec_from_args(block: Block, args: argparse.Namespace):
+    values = {}
+    if getattr(args, "spec", None):
+        path = Path(args.spec)
+        try:
+            values = json.loads(path.read_text())
+        except OSError as exc:
+            raise CLIError(f"cannot read spec file {path}: {exc.strerror}") from None
+        except json.JSONDecodeError as exc:
+            raise CLIError(f"spec file {path} is not valid JSON ({exc})") from None
+        if isinstance(values, dict) and "spec" in values and "block" in values:
+            if values["block"] != block.name:
+                raise CLIError(f"{path} is a {values['block']!r} manifest, not {block.name!r}")
+            values = values["spec"]
+    for f in dataclasses.fields(block.spec_cls):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            values[f.name] = tuple(value) if isinstance(value, list) else value
+    return block.spec_cls.from_dict(values)
+
+
+def _add_block_subparsers(parser, help_text: str, configure):
+    sub = parser.add_subparsers(dest="block", metavar="BLOCK", required=True,
+                                help=f"{help_text}: {', '.join(block_names())}")
+    for name in block_names():
+        block = get_block(name)
+        p = sub.add_parser(name, help=block.summary, description=block.summary)
+        add_spec_options(p, block.spec_cls)
+        configure(p, block)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spikeforge",
+        description="Spiking transformers from golden PyTorch models to bit-exact, Verilator-proven hardware.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    sub.add_parser("blocks", help="list the hardware blocks")
+
+    p = sub.add_parser("verilog", help="write a block's Verilog")
+    _add_block_subparsers(p, "block", lambda bp, block: (
+        bp.add_argument("-o", "--output", required=True, metavar="FILE", help="Verilog file to write"),
+        bp.add_argument("--name", help=f"module name (default: {block.toplevel})")))
+
+    def vectors_options(bp, block):
+        bp.add_argument("-o", "--output", required=True, metavar="DIR", help="vector directory to write")
+        bp.add_argument("--seed", type=int, default=0, help="stimulus seed (default 0)")
+        for opt, info in block.vector_options.items():
+            bp.add_argument(_option(opt), dest=f"vec_{opt}", type=info.type, default=info.default,
+                            help=f"{info.help} (default {info.default})")
+
+    p = sub.add_parser("vectors", help="write golden reference vectors (.npz + manifest.json)")
+    _add_block_subparsers(p, "block", vectors_options)
+
+    p = sub.add_parser("check", help="co-simulate a block under Verilator against a vector directory")
+    p.add_argument("block", metavar="BLOCK", choices=block_names(),
+                   help=f"one of: {', '.join(block_names())}")
+    p.add_argument("--vectors", required=True, metavar="DIR", help="vector directory (from 'vectors')")
+    p.add_argument("--seed", type=int, default=1, help="seed of the random valid/ready gaps")
+    p.add_argument("--valid-prob", type=float, default=0.75)
+    p.add_argument("--ready-prob", type=float, default=0.75)
+
+    p = sub.add_parser("demo", help="generate vectors, build under Verilator, co-simulate, report")
+    p.add_argument("--blocks", nargs="+", metavar="BLOCK", choices=block_names(), default=None,
+                   help=f"blocks to run (default: all: {', '.join(block_names())})")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workdir", metavar="DIR", help="keep vectors and logs here (default: a temporary folder)")
+    return parser
+
+
+def cmd_blocks(args) -> int:
+    for name in block_names():
+        block = get_block(name)
+        print(f"{name:10s} {block.summary}")
+    return 0
+
+
+def cmd_verilog(args) -> int:
+    from rtl.emit import to_verilog
+
+    block = get_block(args.block)
+    spec = spec_from_args(block, args)
+    text = to_verilog(block.component(spec), args.name or block.toplevel)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"wrote {out} ({block.name}, module {args.name or block.toplevel}, {len(text.splitlines())} lines)")
+    return 0
+
+
+def cmd_vectors(args) -> int:
+    from golden.vectors import save_vectors
+
+    block = get_block(args.block)
+    spec = spec_from_args(block, args)
+    options = {opt: getattr(args, f"vec_{opt}") for opt in block.vector_options}
+    arrays = block.make_vectors(spec, args.seed, **options)
+    directory = save_vectors(args.output, block.name, spec.to_dict(), args.seed, arrays, meta=options)
+    shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in arrays.items())
+    print(f"wrote {directory} ({block.name}: {shapes})")
+    return 0
+
+
+def cmd_check(args) -> int:
+    from .demo import check_vectors
+
+    report = check_vectors(get_block(args.block), Path(args.vectors), seed=args.seed,
+                           valid_prob=args.valid_prob, ready_prob=args.ready_prob)
+    print(report.text())
+    return 0 if report.mismatches == 0 else 1
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.blocks or block_names(), seed=args.seed, workdir=args.workdir)
+
+
+COMMANDS = {"blocks": cmd_blocks, "verilog": cmd_verilog, "vectors": cmd_vectors, "check": cmd_check,
+            "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sim.harness import CosimError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (CLIError, SpecError, VectorFileError, CosimError, KeyError, ValueError, OSError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"spikeforge: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

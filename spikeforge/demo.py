@@ -1,0 +1,85 @@
+"""``spikeforge demo`` and ``spikeforge check``: golden vectors -> Verilator -> bit-exact report."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from golden.vectors import load_vectors, save_vectors
+
+from .blocks import Block, get_block
+
+
+@dataclass
+class CheckReport:
+    block: str
+    spec: dict
+    work: int
+    unit: str
+    beats: int
+    mismatches: int
+    cycles: int
+    simulated_cycles: int
+    sim_seconds: float
+    build_cached: bool
+    details: str
+
+    @property
+    def cycles_per_second(self) -> float:
+        return self.simulated_cycles / self.sim_seconds if self.sim_seconds > 0 else float("inf")
+
+    def text(self) -> str:
+        config = ", ".join(f"{k}={v}" for k, v in self.spec.items())
+        lines = [
+            f"[{self.block}] {config}",
+            f"  vectors checked : {self.work} {self.unit} in {self.beats} output beats",
+            f"  mismatches      : {self.mismatches}",
+            f"  cycles          : {self.cycles} (random valid/ready gaps on both streams)",
+            f"  simulated speed : {self.cycles_per_second:,.0f} cycles/s under Verilator + cocotb"
+            f" (build {'reused from cache' if self.build_cached else 'compiled'})",
+        ]
+        if self.details:
+            lines.append("  first differences:\n    " + self.details.replace("\n", "\n    "))
+        return "\n".join(lines)
+
+
+def check_vectors(block: Block, directory: Path, *, seed: int = 1, valid_prob: float = 0.75,
+                  ready_prob: float = 0.75, workdir: Path | None = None) -> CheckReport:
+    """Co-simulate ``block`` against the vector directory; every output beat must match."""
+    from sim.harness import cosim
+
+    vectors = load_vectors(directory, block=block.name)
+    spec, inputs, expected = block.stream_from_vectors(vectors)
+    work, unit = block.work_done(vectors)
+    with tempfile.TemporaryDirectory(prefix="spikeforge-") as tmp:
+        run_dir = Path(workdir) if workdir else Path(tmp)
+        report = cosim(block.component(spec), block.toplevel, inputs, expected, run_dir,
+                       in_name=block.in_name, out_name=block.out_name, seed=seed,
+                       valid_prob=valid_prob, ready_prob=ready_prob)
+    r = report.result
+    return CheckReport(block.name, spec.to_dict(), work, unit, r.beats_checked, r.mismatches, r.cycles,
+                       r.simulated_cycles, r.wall_seconds, report.build.cached,
+                       report.explain() if r.mismatches else "")
+
+
+def run_demo(names: list[str], *, seed: int = 0, workdir: str | None = None) -> int:
+    """For each block: default spec -> golden vectors -> Verilator build -> co-simulation -> report."""
+    print("Spikeforge demo: golden integer model vs generated RTL under Verilator, bit for bit\n")
+    failures = 0
+    with tempfile.TemporaryDirectory(prefix="spikeforge-demo-") as tmp:
+        root = Path(workdir) if workdir else Path(tmp)
+        for name in names:
+            block = get_block(name)
+            spec = block.default_spec()
+            start = time.perf_counter()
+            arrays = block.make_vectors(spec, seed, **block.demo_vector_options)
+            vec_dir = save_vectors(root / name / "vectors", block.name, spec.to_dict(), seed, arrays,
+                                   meta=block.demo_vector_options)
+            report = check_vectors(block, vec_dir, seed=seed + 1, workdir=root / name / "run")
+            print(report.text())
+            print(f"  wall time       : {time.perf_counter() - start:.1f} s (vectors, build, simulation)\n")
+            failures += report.mismatches != 0
+    print("RESULT: all blocks bit-exact" if failures == 0 else f"RESULT: {failures} block(s) MISMATCH")
+    return 0 if failures == 0 else 1

@@ -1,0 +1,1 @@
+"""synth: placeholder package; see docs/architecture.md for what lands here."""
