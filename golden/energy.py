@@ -170,6 +170,16 @@ def count_spike_matmul(name: str, a: torch.Tensor, b: torch.Tensor, *, b_is_spik
         c.sops += int(torch.count_nonzero(a)) * int(b.shape[-1])
 
 
+def count_matmul_right_spikes(name: str, a: torch.Tensor, b: torch.Tensor) -> None:
+    """``a @ b`` with integer ``a`` (..., n, d) and spikes ``b`` (..., d, m): every nonzero a_ij is added
+    once for each spike of row j of b: SOPs = sum_ij [a_ij != 0] nnz(b[j, :])."""
+    m = _ACTIVE.get()
+    if m is None:
+        return
+    nnz_b = (b != 0).sum(dim=-1).to(torch.int64)                     # (..., d)
+    m.layer(name).sops += int(((a != 0).to(torch.int64) * nnz_b.unsqueeze(-2)).sum())
+
+
 def count_macs(name: str, macs: int) -> None:
     m = _ACTIVE.get()
     if m is not None:

@@ -212,8 +212,10 @@ class IntStreamLIF:
 
 # ---- convolution as patches -----------------------------------------------------------------------
 
-def im2col(x: torch.Tensor, height: int, width: int, kernel: int = 3, stride: int = 1) -> torch.Tensor:
-    """Patches of a channel-last grid: x (..., H*W, C) -> (..., H'*W', k*k*C), zero padding k // 2.
+def im2col(x: torch.Tensor, height: int, width: int, kernel: int = 3, stride: int = 1,
+           padding: int | None = None) -> torch.Tensor:
+    """Patches of a channel-last grid: x (..., H*W, C) -> (..., H'*W', k*k*C), zero padding k // 2
+    (or ``padding``).
 
     Works on float and integer tensors (no arithmetic, only copies), so a convolution is a
     ``SpikingLinear`` on the patches in both modes. Patch element order: (di, dj, c).
@@ -221,7 +223,7 @@ def im2col(x: torch.Tensor, height: int, width: int, kernel: int = 3, stride: in
     *lead, n, c = x.shape
     if n != height * width:
         raise ValueError(f"im2col: {n} tokens is not a {height} x {width} grid")
-    pad = kernel // 2
+    pad = kernel // 2 if padding is None else padding
     grid = x.reshape(*lead, height, width, c)
     grid = F.pad(grid, (0, 0, pad, pad, pad, pad))
     h_out = (height + 2 * pad - kernel) // stride + 1
@@ -335,3 +337,57 @@ def power_of_two_exponent(value: float) -> int | None:
     """e with value == 2^e exactly, else None."""
     m, e = math.frexp(value)
     return e - 1 if m == 0.5 else None
+
+
+def stream_frac(layers, weight_bits: int = 8) -> int:
+    """The fraction F of a membrane-shortcut stream: the smallest natural weight fraction of the
+    ``LinearBN`` layers that write into it, so none of them saturates its weights."""
+    return min(layer.natural_frac(weight_bits) for layer in layers)
+
+
+# ---- integer nonlinearities (TEFormer's gate and layer norm) ---------------------------------------
+
+#: sigmoid as a 256-entry ROM: index i = clamp(floor(16 z), -128, 127) + 128 and
+#: SIGMOID_LUT[i] = round(2^8 sigmoid((i - 128 + 1/2) / 16)), i.e. the sigmoid at the middle of
+#: each 1/16-wide bin of z in [-8, 8), in units 2^-8. A constant table (computed once here,
+#: stored as integers), so the integer forward itself never touches floats.
+SIGMOID_LUT = torch.tensor([int(round(256.0 / (1.0 + math.exp(-((i - 128 + 0.5) / 16.0))))) for i in range(256)],
+                           dtype=torch.int64)
+SIGMOID_FRAC = 8
+
+
+def sigmoid_int(z: torch.Tensor, frac: int) -> torch.Tensor:
+    """g = SIGMOID_LUT[clamp(floor(z 2^4), -128, 127) + 128] for z in units 2^-frac; g in 0..256 (units 2^-8)."""
+    z = torch.as_tensor(z).to(torch.int64)
+    idx = fixed.asr(z, frac - 4) if frac >= 4 else z << (4 - frac)
+    return SIGMOID_LUT[torch.clamp(idx, -128, 127) + 128]
+
+
+def isqrt_int(v: torch.Tensor) -> torch.Tensor:
+    """floor(sqrt(v)) elementwise for 0 <= v < 2^62, by a 31-step binary search on integers."""
+    v = torch.as_tensor(v).to(torch.int64)
+    if v.numel() and int(v.min()) < 0:
+        raise ValueError("isqrt_int of a negative value")
+    lo = torch.zeros_like(v)
+    for bit in range(30, -1, -1):
+        trial = lo + (1 << bit)
+        lo = torch.where(trial * trial <= v, trial, lo)
+    return lo
+
+
+LN_FRAC = 8   # normalized values n carry 8 fraction bits; gamma 8, so y = gamma n + beta carries 16
+
+
+def layer_norm_int(m: torch.Tensor, gamma_int: torch.Tensor, beta_int: torch.Tensor, eps_int: int) -> torch.Tensor:
+    """Integer layer norm over the last dim (D) of m (any fixed-point units u)::
+
+        d_i  = D m_i - sum_j m_j                    = D (m_i - mean)            (exact)
+        den  = isqrt( (sum_i d_i^2) // D + eps_int ) ~ D sqrt(var + eps)        (eps_int = eps D^2 / u^2)
+        n_i  = floor(d_i 2^8 / max(den, 1))          ~ (m_i - mean) / sqrt(var + eps)   in units 2^-8
+        y_i  = gamma_int_i n_i + beta_int_i          gamma in units 2^-8, beta in 2^-16: y in 2^-16
+    """
+    D = m.shape[-1]
+    d = D * m - m.sum(dim=-1, keepdim=True)
+    den = isqrt_int(torch.div(torch.sum(d * d, dim=-1, keepdim=True), D, rounding_mode="floor") + eps_int)
+    n = torch.div(d << LN_FRAC, torch.clamp(den, min=1), rounding_mode="floor")
+    return gamma_int * n + beta_int

@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from golden import data
 
 #: recipe modules, listed in the order `spikeforge train --help` shows them
-TRAIN_MODULES = ("spiking_mlp", "spikformer")
+TRAIN_MODULES = ("spiking_mlp", "spikformer", "spike_driven_v2", "spiking_resformer", "teformer")
 
 TASKS = ("digits", "text-causal", "text-mlm")
 #: keys of a recipe's ``defaults`` that configure training, not the model
@@ -202,6 +202,9 @@ def train(name: str, *, epochs: int | None = None, lr: float | None = None, batc
                 length = train_cfg["seq_len"] + (1 if recipe.task == "text-causal" else 0)
                 windows = data.random_windows(dataset.train_ids, length, train_cfg["batch_size"], gen)
                 loss = text_loss(recipe.task, model, windows, dataset.vocab.mask_id, gen)
+            aux = getattr(model, "aux_loss", None)   # a model's own extra loss term (e.g. TEFormer's alignment)
+            if aux is not None:
+                loss = loss + aux
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
