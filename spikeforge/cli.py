@@ -5,6 +5,8 @@
     spikeforge vectors BLOCK [spec options] -o DIR      write golden reference vectors
     spikeforge check BLOCK --vectors DIR                co-simulate a vector directory under Verilator
     spikeforge train MODEL [--epochs N] [--set k=v]     train a model, save a checkpoint
+    spikeforge recommend --task T --hardware H --priority P   which architecture, and why
+    spikeforge compare [--models ...] [--epochs N]      equal-size models: accuracy, SOPs, MACs, energy
     spikeforge demo                                     the main job on built-in defaults
 
 Spec options are generated from the block's spec dataclass (``--n-neurons 64``,
@@ -133,6 +135,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a recipe setting (model size, T, seq_len, ...)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    from .recommend import HARDWARE, PRIORITIES, TASKS
+
+    p = sub.add_parser("recommend", help="which architecture for a task, hardware and priority (with reasons)")
+    p.add_argument("--task", required=True, help=f"one of: {', '.join(TASKS)}")
+    p.add_argument("--hardware", required=True, help=f"one of: {', '.join(HARDWARE)}")
+    p.add_argument("--priority", required=True, help=f"one of: {', '.join(PRIORITIES)}")
+
+    p = sub.add_parser("compare", help="train or load equal-size digits models; table of accuracy, SOPs, "
+                                       "MACs and energy vs a non-spiking transformer (CSV, markdown, SVG)")
+    p.add_argument("--models", nargs="+", metavar="MODEL", help="digits models (default: every one)")
+    p.add_argument("--epochs", type=int, help="epochs per model (default: each recipe's)")
+    p.add_argument("--embed-dim", type=int, default=32)
+    p.add_argument("--depth", type=int, default=1)
+    p.add_argument("--heads", type=int, default=2)
+    p.add_argument("--time-steps", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out-dir", default="docs/results", help="where compare.csv/.md/.svg go")
+    p.add_argument("--checkpoint-dir", default="checkpoints/compare")
+    p.add_argument("--retrain", action="store_true", help="train even if a matching checkpoint exists")
+    p.add_argument("--no-progress", action="store_true")
+
     p = sub.add_parser("demo", help="generate vectors, build under Verilator, co-simulate, report")
     p.add_argument("--blocks", nargs="+", metavar="BLOCK", choices=block_names(), default=None,
                    help=f"blocks to run (default: all: {', '.join(block_names())})")
@@ -200,7 +223,25 @@ def cmd_train(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "blocks": cmd_blocks, "verilog": cmd_verilog, "vectors": cmd_vectors, "check": cmd_check,
+def cmd_recommend(args) -> int:
+    from .recommend import select_architecture
+
+    print(select_architecture(args.task, args.hardware, args.priority).text())
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .compare import compare, markdown
+
+    size = {"embed_dim": args.embed_dim, "depth": args.depth, "heads": args.heads, "time_steps": args.time_steps}
+    rows = compare(args.models, size=size, epochs=args.epochs, seed=args.seed, out_dir=args.out_dir,
+                   checkpoint_dir=args.checkpoint_dir, retrain=args.retrain, progress=not args.no_progress)
+    print(markdown(rows))
+    print(f"wrote {args.out_dir}/compare.csv, compare.md, compare.svg")
+    return 0
+
+
+COMMANDS = {"recommend": cmd_recommend, "compare": cmd_compare, "train": cmd_train, "blocks": cmd_blocks, "verilog": cmd_verilog, "vectors": cmd_vectors, "check": cmd_check,
             "demo": cmd_demo}
 
 

@@ -1,0 +1,132 @@
+"""The architecture guide (``select_architecture`` / ``spikeforge recommend``), the non-spiking
+reference's MAC count, whole-model energy counts, and ``spikeforge compare``."""
+
+import csv
+
+import pytest
+import torch
+
+from golden import energy
+from golden.energy import Meter
+from golden.models.ann_vit import AnnViT
+from golden.models.common import im2col
+from golden.models.spikformer import Spikformer
+from spikeforge.cli import main
+from spikeforge.compare import build_table, markdown, svg_plot
+from spikeforge.recommend import ARCHITECTURES, HARDWARE, PRIORITIES, TASKS, select_architecture
+
+
+@pytest.mark.parametrize("task,hardware,priority,want", [
+    ("language_modeling", "digital_asic", "accuracy", "WTA Spiking Transformer"),
+    ("language_modeling", "analog", "energy", "Matterhorn"),
+    ("classification", "analog", "accuracy", "Matterhorn"),
+    ("classification", "fpga", "energy", "Matterhorn"),
+    ("event_vision", "neuromorphic_chip", "accuracy", "TEFormer"),
+    ("long_sequence", "gpu", "accuracy", "LSFormer"),
+    ("classification", "gpu", "accuracy", "SpikingResformer"),
+    ("classification", "neuromorphic_chip", "accuracy", "Spike-driven Transformer V2"),
+    ("classification", "digital_asic", "area", "Spikformer"),
+])
+def test_decision_table(task, hardware, priority, want):
+    rec = select_architecture(task, hardware, priority)
+    assert rec.architecture == want
+    assert len(rec.reasons) == 2 and all(rec.reasons)
+    assert rec.recipe == ARCHITECTURES[want][0]
+
+
+def test_every_combination_has_an_answer_with_reasons():
+    for t in TASKS:
+        for h in HARDWARE:
+            for p in PRIORITIES:
+                rec = select_architecture(t, h, p)
+                assert rec.architecture in ARCHITECTURES and rec.reasons
+
+
+def test_latency_first_event_vision_uses_the_causal_teformer():
+    rec = select_architecture("event_vision", "fpga", "latency")
+    assert rec.architecture == "TEFormer" and "backward=none" in rec.note
+
+
+@pytest.mark.parametrize("args,bad", [(("vision", "fpga", "energy"), "task"), (("classification", "tpu", "energy"),
+                                      "hardware"), (("classification", "fpga", "speed"), "priority")])
+def test_unknown_values_raise_listing_the_allowed_ones(args, bad):
+    with pytest.raises(ValueError, match=f"unknown {bad}.*allowed: "):
+        select_architecture(*args)
+
+
+def test_recommend_cli(capsys):
+    assert main(["recommend", "--task", "language_modeling", "--hardware", "fpga", "--priority", "energy"]) == 0
+    assert "WTA Spiking Transformer" in capsys.readouterr().out
+    assert main(["recommend", "--task", "x", "--hardware", "fpga", "--priority", "energy"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("spikeforge: error: unknown task 'x'") and "classification" in err
+
+
+def test_ann_macs_equal_a_hand_count():
+    torch.manual_seed(0)
+    model = AnnViT(embed_dim=4, depth=1, heads=2, mlp_ratio=1).eval()
+    with Meter() as m, torch.no_grad():
+        model(torch.rand(1, 1, 8, 8))
+    # conv1 64*9*2 + conv2 64*18*4 + qkv 16*4*12 + QK^T and AV 2*16*16*4 + proj 16*4*4 + fc1, fc2 16*4*4 each
+    # + head 4*10
+    assert m.macs == 1152 + 4608 + 768 + 2048 + 256 + 256 + 256 + 40
+    assert m.sops == 0 and m.report()["energy_pj"] == pytest.approx(m.macs * 4.6)
+
+
+def test_spikformer_counts_equal_counts_recomputed_from_its_layer_tensors():
+    """An independent recount from the integer model's per-layer spikes (the papers' formulas)."""
+    torch.manual_seed(0)
+    D, T, B = 8, 2, 3
+    model = Spikformer(embed_dim=D, heads=2, time_steps=T, mlp_ratio=2)
+    model.train()
+    model(torch.rand(16, 1, 8, 8))            # move the BN statistics so neurons fire
+    int_model = model.eval().to_integer()
+    pixels = torch.randint(0, 17, (B, 1, 8, 8))
+    with Meter() as m:
+        t = int_model.forward_layers(pixels)
+    nnz = lambda a: int(torch.count_nonzero(a))
+    x_attn = t["sps.out"] + t["block0.attn.out"]
+    want_sops = (nnz(im2col(t["sps.conv1"], 8, 8)) * D            # conv2
+                 + nnz(im2col(t["sps.pool"], 4, 4)) * D            # rpe
+                 + 3 * nnz(t["sps.out"]) * D                       # q, k, v
+                 + nnz(t["block0.attn.attn"]) * D                  # proj
+                 + nnz(x_attn) * 2 * D                             # fc1
+                 + nnz(t["block0.mlp.fc1"]) * D)                   # fc2
+    q, k, v = t["block0.attn.q"], t["block0.attn.k"], t["block0.attn.v"]
+    for h in range(2):
+        sl = slice(h * D // 2, (h + 1) * D // 2)
+        want_sops += int(((k[..., sl] != 0).sum(-1) * (v[..., sl] != 0).sum(-1)).sum())   # K^T V
+    want_sops += nnz(q) * D // 2                                                           # Q (K^T V)
+    assert m.sops == want_sops
+    assert m.macs == T * B * 64 * 9 * (D // 2) + T * B * D * 10   # conv1 on pixels + readout
+    assert m.samples == B
+    spiking = sum(c.neurons for c in m.layers.values())
+    assert m.spikes == sum(nnz(t[key]) for key in ("sps.conv1", "sps.conv2", "sps.rpe", "block0.attn.q",
+                                                     "block0.attn.k", "block0.attn.v", "block0.attn.attn",
+                                                     "block0.attn.out", "block0.mlp.fc1", "block0.mlp.fc2"))
+    assert spiking == T * B * (64 * D // 2 + 64 * D + 16 * D * 6 + 16 * 2 * D + 16 * D)
+
+
+def test_build_table_relates_energy_to_the_ann():
+    rows = build_table([{"model": "a", "energy_nj": 50.0, "test_accuracy": 0.9},
+                        {"model": "ann-vit", "energy_nj": 200.0, "test_accuracy": 0.95}])
+    assert rows[0]["energy_vs_ann"] == 0.25 and rows[0]["ann_over_model"] == 4.0
+    assert rows[1]["energy_vs_ann"] == 1.0
+    assert "| a |" in markdown(rows) and "4.0x" in markdown(rows)
+    assert svg_plot(rows).startswith("<svg") and "ann-vit" in svg_plot(rows)
+    with pytest.raises(ValueError, match="baseline 'ann-vit' is not among"):
+        build_table([{"model": "a", "energy_nj": 1.0}])
+
+
+def test_compare_cli_tiny(tmp_path, capsys):
+    torch.set_num_threads(1)
+    out = tmp_path / "res"
+    rc = main(["compare", "--models", "spikformer", "--epochs", "1", "--embed-dim", "8", "--time-steps", "1",
+               "--out-dir", str(out), "--checkpoint-dir", str(tmp_path / "ck"), "--no-progress"])
+    assert rc == 0
+    rows = list(csv.DictReader(open(out / "compare.csv")))
+    assert [r["model"] for r in rows] == ["spikformer", "ann-vit"]
+    assert float(rows[1]["energy_vs_ann"]) == 1.0 and float(rows[0]["sops"]) > 0
+    assert (out / "compare.svg").exists() and (out / "compare.md").exists()
+    assert main(["compare", "--models", "nope", "--out-dir", str(out)]) == 2
+    assert "unknown or non-digits model(s) nope" in capsys.readouterr().err
