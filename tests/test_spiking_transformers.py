@@ -333,3 +333,18 @@ def test_integer_layer_norm_sigmoid_and_isqrt():
     mf = m.double() / 256
     ref = torch.nn.functional.layer_norm(mf, (16,), eps=0.0) * (gamma.double() / 256) + beta.double() / 2 ** 16
     assert float((y.double() / 2 ** 16 - ref).abs().max()) < 0.02
+
+
+def test_reference_vectors_of_every_layer_round_trip(tmp_path):
+    from golden.models.common import save_model_vectors
+    from golden.vectors import load_vectors
+
+    torch.manual_seed(0)
+    config = {"embed_dim": 8, "heads": 2, "time_steps": 2}
+    int_model = Spikformer(**config).to_integer()
+    pixels = to_int_pixels(data.digits_split(seed=0).x_test[:3])
+    save_model_vectors(tmp_path / "v", "spikformer", config, int_model, pixels)
+    loaded = load_vectors(tmp_path / "v", "spikformer")
+    layers = int_model.forward_layers(pixels)
+    for key, tensor in layers.items():
+        assert (loaded[key] == tensor.numpy()).all(), key

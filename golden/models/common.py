@@ -391,3 +391,12 @@ def layer_norm_int(m: torch.Tensor, gamma_int: torch.Tensor, beta_int: torch.Ten
     den = isqrt_int(torch.div(torch.sum(d * d, dim=-1, keepdim=True), D, rounding_mode="floor") + eps_int)
     n = torch.div(d << LN_FRAC, torch.clamp(den, min=1), rounding_mode="floor")
     return gamma_int * n + beta_int
+
+
+def save_model_vectors(directory, model_name: str, config: dict, int_model, pixels: torch.Tensor, seed: int = 0):
+    """Reference vectors of every layer of an integer model: ``forward_layers(pixels)`` written as
+    .npz arrays + manifest.json (``golden.vectors``; the manifest's spec is the model config)."""
+    from ..vectors import save_vectors
+
+    layers = int_model.forward_layers(pixels)
+    return save_vectors(directory, model_name, dict(config), seed, {k: v.numpy() for k, v in layers.items()})
