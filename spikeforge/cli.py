@@ -6,6 +6,7 @@
     spikeforge check BLOCK --vectors DIR                co-simulate a vector directory under Verilator
     spikeforge train MODEL [--epochs N] [--set k=v]     train a model, save a checkpoint
     spikeforge recommend --task T --hardware H --priority P   which architecture, and why
+    spikeforge energy MODEL [--checkpoint F] [--integer]  per-layer SOPs, MACs, spikes, energy
     spikeforge compare [--models ...] [--epochs N]      equal-size models: accuracy, SOPs, MACs, energy
     spikeforge demo                                     the main job on built-in defaults
 
@@ -142,6 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hardware", required=True, help=f"one of: {', '.join(HARDWARE)}")
     p.add_argument("--priority", required=True, help=f"one of: {', '.join(PRIORITIES)}")
 
+    p = sub.add_parser("energy", help="per-layer SOPs, MACs, spikes, firing rates and energy of a digits model")
+    p.add_argument("model", metavar="MODEL", help="a digits recipe (untrained unless --checkpoint)")
+    p.add_argument("--checkpoint", metavar="FILE", help="a checkpoint from 'spikeforge train'")
+    p.add_argument("--samples", type=int, default=100, help="held-out digits to run (default 100)")
+    p.add_argument("--integer", action="store_true", help="count the integer model (to_integer) instead")
+    p.add_argument("--e-ac", type=float, default=0.9, help="pJ per accumulate (default 0.9, 45 nm)")
+    p.add_argument("--e-mac", type=float, default=4.6, help="pJ per multiply-accumulate (default 4.6, 45 nm)")
+    p.add_argument("--set", nargs="+", metavar="KEY=VALUE", default=[], help="model settings (no checkpoint)")
+
     p = sub.add_parser("compare", help="train or load equal-size digits models; table of accuracy, SOPs, "
                                        "MACs and energy vs a non-spiking transformer (CSV, markdown, SVG)")
     p.add_argument("--models", nargs="+", metavar="MODEL", help="digits models (default: every one)")
@@ -230,6 +240,45 @@ def cmd_recommend(args) -> int:
     return 0
 
 
+def cmd_energy(args) -> int:
+    import torch
+
+    from golden import data
+    from golden.energy import Meter
+    from golden.models.common import to_int_pixels
+
+    from .training import get_recipe, load_checkpoint, parse_settings
+
+    if args.checkpoint:
+        model, ckpt = load_checkpoint(args.checkpoint)
+        name = ckpt["recipe"]
+    else:
+        recipe = get_recipe(args.model)
+        if recipe.task != "digits":
+            raise CLIError(f"energy: {args.model!r} is a {recipe.task} model; digits models only")
+        _, config = recipe.split_config(parse_settings(args.set))
+        torch.manual_seed(0)
+        model, name = recipe.build(None, **config), args.model
+    if args.samples < 1:
+        raise CLIError(f"--samples must be >= 1, got {args.samples}")
+    x = data.digits_split(seed=0).x_test[:args.samples]
+    model.eval()
+    with Meter() as meter, torch.no_grad():
+        if args.integer:
+            if not hasattr(model, "to_integer"):
+                raise CLIError(f"{name} has no integer mode")
+            model.to_integer().forward(to_int_pixels(x))
+        else:
+            model(x)
+    meter.samples = meter.samples or len(x)
+    print(meter.table())
+    r = meter.report(args.e_ac, args.e_mac)
+    print(f"[{name}{' integer' if args.integer else ''}] per sample: SOPs {r['sops']:,.0f}, MACs {r['macs']:,.0f}, "
+          f"spikes {r['spikes']:,.0f}, firing rate {r['firing_rate']:.3f}, energy {r['energy_pj'] / 1000:.2f} nJ "
+          f"(E_AC {args.e_ac} pJ, E_MAC {args.e_mac} pJ)")
+    return 0
+
+
 def cmd_compare(args) -> int:
     from .compare import compare, markdown
 
@@ -241,7 +290,7 @@ def cmd_compare(args) -> int:
     return 0
 
 
-COMMANDS = {"recommend": cmd_recommend, "compare": cmd_compare, "train": cmd_train, "blocks": cmd_blocks, "verilog": cmd_verilog, "vectors": cmd_vectors, "check": cmd_check,
+COMMANDS = {"energy": cmd_energy, "recommend": cmd_recommend, "compare": cmd_compare, "train": cmd_train, "blocks": cmd_blocks, "verilog": cmd_verilog, "vectors": cmd_vectors, "check": cmd_check,
             "demo": cmd_demo}
 
 

@@ -130,3 +130,18 @@ def test_compare_cli_tiny(tmp_path, capsys):
     assert (out / "compare.svg").exists() and (out / "compare.md").exists()
     assert main(["compare", "--models", "nope", "--out-dir", str(out)]) == 2
     assert "unknown or non-digits model(s) nope" in capsys.readouterr().err
+
+
+def test_energy_cli_float_and_integer(tmp_path, capsys):
+    torch.manual_seed(0)
+    from spikeforge import training
+
+    path = tmp_path / "s.pt"
+    training.train("spikformer", epochs=1, progress=False, out=path,
+                   overrides={"embed_dim": 8, "heads": 2, "time_steps": 1})
+    assert main(["energy", "spikformer", "--checkpoint", str(path), "--samples", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "blocks.0.attn" in out and "per sample: SOPs" in out
+    assert main(["energy", "spikformer", "--checkpoint", str(path), "--samples", "5", "--integer"]) == 0
+    assert "[spikformer integer]" in capsys.readouterr().out
+    assert main(["energy", "spikformer", "--samples", "0"]) == 2
