@@ -2,7 +2,8 @@
 held-out accuracy, firing rate, SOPs, MACs, estimated energy and energy relative to the
 equal-size non-spiking transformer (``ann-vit``).
 
-Generic over the training registry: every recipe with task ``digits`` joins; the size keys
+``int_accuracy`` is the held-out accuracy of the model's integer mode (``to_integer()``, 8-bit
+weights) where it has one. Generic over the training registry: every recipe with task ``digits`` joins; the size keys
 (``embed_dim``, ``depth``, ``heads``, ``time_steps``) are applied to each recipe that has them
 (others keep their own sizes, which the table shows). Counting uses the models' explicit
 counters (``golden.energy``); a model without them is counted by forward hooks on its
@@ -29,7 +30,7 @@ from . import training
 SIZE_KEYS = ("embed_dim", "depth", "heads", "time_steps")
 DEFAULT_SIZE = {"embed_dim": 32, "depth": 1, "heads": 2, "time_steps": 4}
 BASELINE = "ann-vit"
-COLUMNS = ("model", "size", "params", "test_accuracy", "firing_rate", "sops", "macs", "energy_nj",
+COLUMNS = ("model", "size", "params", "test_accuracy", "int_accuracy", "firing_rate", "sops", "macs", "energy_nj",
            "energy_vs_ann", "ann_over_model", "counting", "epochs", "train_seconds")
 
 
@@ -90,6 +91,21 @@ def measure(model: nn.Module, x: torch.Tensor) -> tuple[dict[str, float], str]:
     return meter.report(), method
 
 
+def integer_accuracy(model: nn.Module, split) -> float | str:
+    """Held-out accuracy of ``model.to_integer()`` on the exact integer pixels, or "" if the model has
+    no integer mode taking digits pixels."""
+    if not hasattr(model, "to_integer"):
+        return ""
+    from golden.models.common import to_int_pixels
+
+    try:
+        int_model = model.to_integer()
+        logits = int_model.forward(to_int_pixels(split.x_test))
+    except (TypeError, ValueError, AttributeError):   # another convention of integer input
+        return ""
+    return float((logits.argmax(dim=1) == split.y_test).double().mean())
+
+
 def train_or_load(name: str, size: dict[str, Any], epochs: int | None, seed: int, directory: Path,
                   retrain: bool, progress: bool) -> tuple[nn.Module, dict, float]:
     recipe = training.get_recipe(name)
@@ -130,7 +146,7 @@ def _fmt(key: str, value) -> str:
     if isinstance(value, float):
         if key in ("sops", "macs"):
             return f"{value:,.0f}"
-        if key in ("test_accuracy", "firing_rate", "energy_vs_ann"):
+        if key in ("test_accuracy", "int_accuracy", "firing_rate", "energy_vs_ann"):
             return f"{value:.3f}"
         if key in ("ann_over_model",):
             return f"{value:.1f}x"
@@ -196,7 +212,8 @@ def compare(models: list[str] | None = None, *, size: dict[str, Any] | None = No
     torch.set_num_threads(1)
     checkpoint_dir, out_dir = Path(checkpoint_dir), Path(out_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    x_test = data.digits_split(seed=seed).x_test
+    split = data.digits_split(seed=seed)
+    x_test = split.x_test
     rows = []
     for name in models:
         model, ckpt, seconds = train_or_load(name, size, epochs, seed, checkpoint_dir, retrain, progress)
@@ -205,6 +222,7 @@ def compare(models: list[str] | None = None, *, size: dict[str, Any] | None = No
         rows.append({"model": name, "size": " ".join(f"{k}={cfg[k]}" for k in SIZE_KEYS if k in cfg) or "own",
                      "params": sum(p.numel() for p in model.parameters()),
                      "test_accuracy": float(ckpt["metrics"]["test_accuracy"]),
+                     "int_accuracy": integer_accuracy(model, split),
                      "firing_rate": metrics["firing_rate"], "sops": metrics["sops"], "macs": metrics["macs"],
                      "energy_nj": metrics["energy_pj"] / 1000.0, "counting": method,
                      "epochs": ckpt.get("train", {}).get("epochs"), "train_seconds": seconds})

@@ -126,6 +126,7 @@ def test_compare_cli_tiny(tmp_path, capsys):
     assert rc == 0
     rows = list(csv.DictReader(open(out / "compare.csv")))
     assert [r["model"] for r in rows] == ["spikformer", "ann-vit"]
+    assert 0.0 <= float(rows[0]["int_accuracy"]) <= 1.0 and rows[1]["int_accuracy"] == ""
     assert float(rows[1]["energy_vs_ann"]) == 1.0 and float(rows[0]["sops"]) > 0
     assert (out / "compare.svg").exists() and (out / "compare.md").exists()
     assert main(["compare", "--models", "nope", "--out-dir", str(out)]) == 2
