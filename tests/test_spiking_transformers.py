@@ -278,7 +278,7 @@ def test_alignment_loss_pulls_adjacent_steps_together():
     assert float(temporal_alignment_loss(apart, gap=3)) > 0.1
     # gradient descent on the loss raises the adjacent cosine similarity
     feats = apart.clone().requires_grad_(True)
-    cos = lambda f: float(torch.nn.functional.cosine_similarity(f[0], f[1], dim=-1).mean())
+    cos = lambda f: float(torch.nn.functional.cosine_similarity(f[0], f[1], dim=-1).mean().detach())
     before = cos(feats)
     opt = torch.optim.SGD([feats], lr=0.5)
     for _ in range(20):
@@ -303,7 +303,7 @@ def test_alignment_loss_pushes_distant_steps_apart_beyond_the_margin():
     assert abs(float(temporal_alignment_loss(b, margin=0.5, gap=2)) - adjacent) < 1e-6
     # gradient descent on case A lowers the distant similarity (the seed's code would have raised it)
     feats = (a + 0.01 * torch.randn(3, 4, generator=torch.Generator().manual_seed(1))).requires_grad_(True)
-    cos02 = lambda f: float(torch.nn.functional.cosine_similarity(f[0], f[2], dim=-1))
+    cos02 = lambda f: float(torch.nn.functional.cosine_similarity(f[0], f[2], dim=-1).detach())
     before = cos02(feats)
     opt = torch.optim.SGD([feats], lr=0.2)
     for _ in range(30):
