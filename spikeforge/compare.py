@@ -4,8 +4,9 @@ equal-size non-spiking transformer (``ann-vit``).
 
 ``int_accuracy`` is the held-out accuracy of the model's integer mode (``to_integer()``, 8-bit
 weights) where it has one. Generic over the training registry: every recipe with task ``digits`` joins; the size keys
-(``embed_dim``, ``depth``, ``heads``, ``time_steps``) are applied to each recipe that has them
-(others keep their own sizes, which the table shows). Counting uses the models' explicit
+(``embed_dim``, ``depth``, ``heads``, ``time_steps``, or aliases such as ``dim``/``blocks``) are
+applied to each recipe that has them and whose model builds with them (``fit_size``); others
+keep their own sizes, which the table shows. Counting uses the models' explicit
 counters (``golden.energy``); a model without them is counted by forward hooks on its
 ``nn.Linear`` / ``nn.Conv*`` layers and ``LIF`` neurons (column ``counting`` = ``hooks``:
 attention products outside linear layers are then not counted).
@@ -106,10 +107,41 @@ def integer_accuracy(model: nn.Module, split) -> float | str:
     return float((logits.argmax(dim=1) == split.y_test).double().mean())
 
 
+#: the setting names other recipes use for the same size
+SIZE_ALIASES = {"embed_dim": ("embed_dim", "dim", "d_model", "hidden"), "depth": ("depth", "blocks", "layers"),
+                "heads": ("heads", "num_heads"), "time_steps": ("time_steps", "T")}
+
+
+def fit_size(name: str, size: dict[str, Any]) -> dict[str, Any]:
+    """The size settings a recipe accepts: each size key (or its alias) it has, dropping the fewest keys
+    needed for the recipe's model to build (e.g. a model whose head count is tied to another setting
+    keeps its own heads). The table's ``size`` column shows what each model really ran with."""
+    import itertools
+
+    recipe = training.get_recipe(name)
+    wanted = {}
+    for key, value in size.items():
+        for alias in SIZE_ALIASES.get(key, (key,)):
+            if alias in recipe.defaults:
+                wanted[alias] = value
+                break
+    keys = list(wanted)
+    for n in range(len(keys), -1, -1):
+        for kept in itertools.combinations(keys, n):
+            trial = {k: wanted[k] for k in kept}
+            _, config = recipe.split_config(trial)
+            try:
+                recipe.build(None, **config)
+            except (ValueError, TypeError, AssertionError):   # inconsistent with the recipe's other settings
+                continue
+            return trial
+    return {}
+
+
 def train_or_load(name: str, size: dict[str, Any], epochs: int | None, seed: int, directory: Path,
                   retrain: bool, progress: bool) -> tuple[nn.Module, dict, float]:
     recipe = training.get_recipe(name)
-    overrides = {k: v for k, v in size.items() if k in recipe.defaults}
+    overrides = fit_size(name, size)
     path = directory / f"{name}.pt"
     want_epochs = epochs if epochs is not None else recipe.defaults["epochs"]
     if path.exists() and not retrain:
@@ -219,7 +251,8 @@ def compare(models: list[str] | None = None, *, size: dict[str, Any] | None = No
         model, ckpt, seconds = train_or_load(name, size, epochs, seed, checkpoint_dir, retrain, progress)
         metrics, method = measure(model, x_test)
         cfg = ckpt["config"]
-        rows.append({"model": name, "size": " ".join(f"{k}={cfg[k]}" for k in SIZE_KEYS if k in cfg) or "own",
+        aliases = [a for k in SIZE_KEYS for a in SIZE_ALIASES[k]]
+        rows.append({"model": name, "size": " ".join(f"{k}={cfg[k]}" for k in aliases if k in cfg) or "own",
                      "params": sum(p.numel() for p in model.parameters()),
                      "test_accuracy": float(ckpt["metrics"]["test_accuracy"]),
                      "int_accuracy": integer_accuracy(model, split),

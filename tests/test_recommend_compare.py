@@ -146,3 +146,13 @@ def test_energy_cli_float_and_integer(tmp_path, capsys):
     assert main(["energy", "spikformer", "--checkpoint", str(path), "--samples", "5", "--integer"]) == 0
     assert "[spikformer integer]" in capsys.readouterr().out
     assert main(["energy", "spikformer", "--samples", "0"]) == 2
+
+
+def test_fit_size_uses_aliases_and_drops_only_what_does_not_build():
+    from spikeforge.compare import fit_size
+
+    assert fit_size("spiking-mlp", {"embed_dim": 32, "time_steps": 4}) == {"hidden": 32, "time_steps": 4}
+    # 32 is not a multiple of 3 heads: the fewest keys are dropped (heads), the rest kept
+    assert fit_size("spikformer", {"embed_dim": 32, "depth": 2, "heads": 3, "time_steps": 2}) == \
+        {"embed_dim": 32, "depth": 2, "time_steps": 2}
+    assert fit_size("ann-vit", {"embed_dim": 16, "time_steps": 4}) == {"embed_dim": 16}
