@@ -14,9 +14,12 @@ from spikeforge import training
 
 #: recipe name -> tiny equal-size settings used by these tests
 TINY = {"embed_dim": 16, "depth": 1, "heads": 2, "time_steps": 2}
-MODELS = ["spikformer", "spike-driven-v2", "spiking-resformer", "teformer"]
-#: epochs of the short training run (V2 learns more slowly at this size: 6 epochs to pass 70 %)
-EPOCHS = {"spike-driven-v2": 6}
+#: test id -> (recipe, extra settings): the four models, and TEFormer with both published options
+MODELS = {"spikformer": ("spikformer", {}), "spike-driven-v2": ("spike-driven-v2", {}),
+          "spiking-resformer": ("spiking-resformer", {}), "teformer": ("teformer", {}),
+          "teformer-decay-gru": ("teformer", {"v_fusion": "decay", "backward": "gru_mlp"})}
+#: epochs of the short training run (V2 and the TEFormer options learn more slowly at this size)
+EPOCHS = {"spike-driven-v2": 6, "teformer-decay-gru": 5}
 
 
 @pytest.fixture(scope="module")
@@ -24,12 +27,14 @@ def split():
     return data.digits_split(seed=0)
 
 
-@pytest.fixture(scope="module", params=MODELS)
+@pytest.fixture(scope="module", params=list(MODELS))
 def trained(request, tmp_path_factory):
     """One short real training run per model (3-6 epochs, tiny size), reloaded from its checkpoint."""
     torch.set_num_threads(1)
+    recipe, extra = MODELS[request.param]
     path = tmp_path_factory.mktemp(request.param) / "m.pt"
-    report = training.train(request.param, epochs=EPOCHS.get(request.param, 3), progress=False, out=path, overrides=dict(TINY))
+    report = training.train(recipe, epochs=EPOCHS.get(request.param, 3), progress=False, out=path,
+                            overrides={**TINY, **extra})
     model, ckpt = training.load_checkpoint(path)
     return request.param, model, report
 
@@ -76,7 +81,7 @@ def test_no_output_looks_ahead_in_time(trained, split):
     name, model, _ = trained
     T = TINY["time_steps"]
     int_model = model.to_integer()
-    if name == "teformer":
+    if name.startswith("teformer"):
         # TEFormer's backward branch looks ahead by design (tested below); its causal path is the model
         # without it
         int_model.blocks = [(a, dataclasses.replace(tf, backward="none"), f1, f2) for a, tf, f1, f2 in int_model.blocks]
