@@ -9,6 +9,8 @@ the golden counts on every beat, not only at the end.
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
@@ -64,28 +66,45 @@ def config_vectors(tmp_path, name):
     spec, sequences, steps, rate, load = COSIM_CONFIGS[name]
     directory = write_synapse_vectors(tmp_path / "vectors", spec, sequences, steps, rate, seed=13)
     spec, codes, beats, expected = synapse_stream_from_vectors(directory, load)
-    engine = SynapseEngine(spec) if load else SynapseEngine(spec, init_codes=codes)
-    return spec, engine, beats, expected, load_vectors(directory)
+    def make_engine():
+        return SynapseEngine(spec) if load else SynapseEngine(spec, init_codes=codes)
+    return spec, make_engine, beats, expected, load_vectors(directory)
 
 
 @pytest.mark.parametrize("name", sorted(COSIM_CONFIGS))
 def test_synapse_verilator_bit_exact(name, tmp_path):
     from sim.harness import cosim
 
-    spec, engine, beats, expected, vectors = config_vectors(tmp_path, name)
+    spec, make_engine, beats, expected, vectors = config_vectors(tmp_path, name)
     spikes_total = int(vectors["spikes"].sum())
     assert spikes_total * spec.n_outputs >= 10_000
     # the golden counters are the plain counts: every spike adds N weights from G words
     assert int(vectors["sops"][-1, -1]) == spikes_total * spec.n_outputs
     assert int(vectors["reads"][-1, -1]) == spikes_total * spec.groups
-    report = cosim(engine, f"synapse_{name.replace('-', '_')}", beats, expected, tmp_path / "run",
+    # the registry's module name: a configuration loaded through the port builds the same Verilog
+    # as `spikeforge check synapse` and shares its cached build
+    report = cosim(make_engine(), "synapse_engine", beats, expected, tmp_path / "run",
                    seed=7, valid_prob=0.7, ready_prob=0.6)
     assert report.result.beats_checked == len(expected)
     assert report.mismatches == 0, report.explain()
 
 
+def test_check_command_path_for_synapse_vectors(tmp_path):
+    """`spikeforge check synapse` (registry: load the codes through the write port, then spikes)."""
+    from spikeforge.blocks import get_block
+    from spikeforge.demo import check_vectors
+
+    spec, sequences, steps, rate, _ = COSIM_CONFIGS["b4-regenerate-saturating"]
+    directory = write_synapse_vectors(tmp_path / "vectors", spec, sequences, steps, rate, seed=21)
+    report = check_vectors(get_block("synapse"), directory, seed=2, workdir=tmp_path / "run")
+    assert report.mismatches == 0, report.details
+    assert report.work == int(load_vectors(directory)["spikes"].sum()) * spec.n_outputs
+    assert report.beats == sequences * steps * spec.groups
+
+
 # ---- engine + LIF array with weights of a trained float SpikingLinear -----------------------------
 
+@functools.lru_cache(maxsize=4)
 def trained_spiking_linear(n_in: int = 32, n_out: int = 16, steps: int = 60, seed: int = 0):
     """A float ``SpikingLinear`` (no bias) trained briefly to fire at per-neuron target rates.
 

@@ -268,8 +268,8 @@ def test_saturation_and_wrap_by_hand():
 
 @pytest.mark.parametrize("name", sorted(COSIM_CONFIGS))
 def test_rtl_amaranth_sim_bit_exact(name, tmp_path):
-    spec, engine, beats, expected, vectors = config_vectors(tmp_path, name)
-    run = run_stream(engine, beats, len(expected), seed=7, valid_prob=0.7, ready_prob=0.6)
+    spec, make_engine, beats, expected, vectors = config_vectors(tmp_path, name)
+    run = run_stream(make_engine(), beats, len(expected), seed=7, valid_prob=0.7, ready_prob=0.6)
     assert run.outputs == [pack(synapse_output_layout(spec), b) for b in expected]
 
 
@@ -369,3 +369,40 @@ def test_trained_layer_integer_mode_tracks_the_float_layer():
     assert agree >= 0.75, agree
     rate_gap = (float_spikes.mean(dim=(0, 1)) - lif_trace.spikes.double().mean(dim=(0, 1))).abs()
     assert float(rate_gap.max()) <= 0.1
+
+
+# ---- command line ----------------------------------------------------------------------------------------
+
+def test_cli_writes_synapse_verilog_for_each_implementation(tmp_path):
+    from spikeforge.cli import main
+
+    for impl in ("precomputed", "table", "regenerate"):
+        out = tmp_path / f"{impl}.v"
+        assert main(["verilog", "synapse", "--n-inputs", "8", "--n-outputs", "4", "--lanes", "2",
+                     "--mismatch-impl", impl, "-o", str(out)]) == 0
+        text = out.read_text()
+        assert "module synapse_engine(" in text and "i_stream__payload" in text and "endmodule" in text
+
+
+def test_cli_bad_synapse_input_gives_one_clear_error(tmp_path, capsys):
+    from golden.vectors import save_vectors
+    from spikeforge.cli import main
+
+    assert main(["verilog", "synapse", "--gain-sigma", "-1", "-o", str(tmp_path / "x.v")]) == 2
+    assert "spikeforge: error: SynapseSpec.gain_sigma = -1 is out of range" in capsys.readouterr().err
+    # a vector file whose weight codes have the wrong shape, and one with a code out of range
+    assert main(["vectors", "synapse", "--n-inputs", "8", "--n-outputs", "4", "--lanes", "2", "--steps", "3",
+                 "--rate", "0.5", "-o", str(tmp_path / "good")]) == 0
+    spec = SynapseSpec(n_inputs=8, n_outputs=4, lanes=2).to_dict()
+    spikes = torch.zeros(1, 3, 8, dtype=torch.uint8)
+    zeros = {"currents": torch.zeros(1, 3, 4, dtype=torch.int64), "sops": torch.zeros(1, 3, dtype=torch.int64),
+             "reads": torch.zeros(1, 3, dtype=torch.int64), "spikes": spikes}
+    save_vectors(tmp_path / "shape", "synapse", spec, 0, {**zeros, "codes": torch.zeros(8, 5, dtype=torch.uint8)})
+    assert main(["check", "synapse", "--vectors", str(tmp_path / "shape")]) == 2
+    assert "weight codes have shape (8, 5); the spec needs (n_inputs, n_outputs) = (8, 4)" in capsys.readouterr().err
+    codes = torch.zeros(8, 4, dtype=torch.uint8)
+    codes[2, 1] = 15  # 8 | 7: the largest valid 4-bit code
+    codes[3, 3] = 16  # not a 4-bit code
+    save_vectors(tmp_path / "range", "synapse", spec, 0, {**zeros, "codes": codes})
+    assert main(["check", "synapse", "--vectors", str(tmp_path / "range")]) == 2
+    assert "invalid code(s), e.g. 16" in capsys.readouterr().err
