@@ -33,8 +33,17 @@ Per-cell deviations (``MismatchSpec``)::
     do = (z_offset * offset_sigma) >> 8      offset, units of the effective-weight LSB 2^-F
 
 ``>>`` is the arithmetic shift (floor). ``gain_sigma`` is the gain's standard
-deviation in units of 2^-16 (0 .. 2^14, so the gain stays positive),
-``offset_sigma`` the offset's in LSBs of the effective grid.
+deviation in units of 2^-16, ``offset_sigma`` the offset's in LSBs of the
+effective grid.
+
+Optional shared components (a column's sense amplifier, a row's driver) add to
+every cell of that column or row, keyed with the index ``ALL = 2^32 - 1`` (no
+cell has it) in place of the other coordinate::
+
+    dg += (z(seed, layer, 2, ALL, c) * col_gain_sigma)  >> 8
+    do += (z(seed, layer, 3, r, ALL) * row_offset_sigma) >> 8
+
+``gain_sigma + col_gain_sigma <= 2^14``, so the gain 1 + dg / 2^16 stays positive.
 
 Effective weight
 ----------------
@@ -64,7 +73,9 @@ Z_OFFSET = 765
 Z_MAX = 765
 #: dg is in units of 2^-GAIN_FRAC
 GAIN_FRAC = 16
-KIND_GAIN, KIND_OFFSET = 0, 1
+KIND_GAIN, KIND_OFFSET, KIND_COL_GAIN, KIND_ROW_OFFSET = 0, 1, 2, 3
+#: the row / column index that keys a component shared by a whole column / row
+ALL = MASK32
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,8 @@ class MismatchSpec(SpecBase):
     gain_sigma : sd of the multiplicative gain error in units of 2^-16 (0 .. 16384).
     offset_sigma : sd of the additive offset in effective-weight LSBs 2^-F (0 .. 65536).
     frac_bits : F, fractional bits of the effective-weight grid (0 .. 16).
+    col_gain_sigma : sd of a gain error shared by each column, units 2^-16 (0 .. 2^14 - gain_sigma).
+    row_offset_sigma : sd of an offset shared by each row, in LSBs 2^-F (0 .. 65536).
     """
 
     block = "mismatch"
@@ -87,6 +100,8 @@ class MismatchSpec(SpecBase):
     gain_sigma: int = 0
     offset_sigma: int = 0
     frac_bits: int = 4
+    col_gain_sigma: int = 0
+    row_offset_sigma: int = 0
 
     def __post_init__(self):
         name = "MismatchSpec"
@@ -95,19 +110,23 @@ class MismatchSpec(SpecBase):
         check_int(name, "gain_sigma", self.gain_sigma, 0, 1 << 14)
         check_int(name, "offset_sigma", self.offset_sigma, 0, 1 << 16)
         check_int(name, "frac_bits", self.frac_bits, 0, GAIN_FRAC)
+        check_int(name, "col_gain_sigma", self.col_gain_sigma, 0, (1 << 14) - self.gain_sigma)
+        check_int(name, "row_offset_sigma", self.row_offset_sigma, 0, 1 << 16)
 
     @property
     def ideal(self) -> bool:
-        return self.gain_sigma == 0 and self.offset_sigma == 0
+        return not (self.gain_sigma or self.offset_sigma or self.col_gain_sigma or self.row_offset_sigma)
 
     @property
     def gain_range(self) -> tuple[int, int]:
-        """(min, max) of dg over every possible z."""
-        return ((-Z_MAX * self.gain_sigma) >> 8, (Z_MAX * self.gain_sigma) >> 8)
+        """(min, max) of dg over every possible z (cell plus column component)."""
+        return (((-Z_MAX * self.gain_sigma) >> 8) + ((-Z_MAX * self.col_gain_sigma) >> 8),
+                ((Z_MAX * self.gain_sigma) >> 8) + ((Z_MAX * self.col_gain_sigma) >> 8))
 
     @property
     def offset_range(self) -> tuple[int, int]:
-        return ((-Z_MAX * self.offset_sigma) >> 8, (Z_MAX * self.offset_sigma) >> 8)
+        return (((-Z_MAX * self.offset_sigma) >> 8) + ((-Z_MAX * self.row_offset_sigma) >> 8),
+                ((Z_MAX * self.offset_sigma) >> 8) + ((Z_MAX * self.row_offset_sigma) >> 8))
 
     @property
     def gain_width(self) -> int:
@@ -170,7 +189,15 @@ def cell_deviation(spec: MismatchSpec, rows, cols) -> tuple[torch.Tensor, torch.
     cols = torch.as_tensor(cols, dtype=torch.int64)
     zg = unit_normal(cell_hash(spec.seed, spec.layer, rows, cols, KIND_GAIN))
     zo = unit_normal(cell_hash(spec.seed, spec.layer, rows, cols, KIND_OFFSET))
-    return (zg * spec.gain_sigma) >> 8, (zo * spec.offset_sigma) >> 8
+    dg = (zg * spec.gain_sigma) >> 8
+    do = (zo * spec.offset_sigma) >> 8
+    if spec.col_gain_sigma:
+        dg = dg + ((unit_normal(cell_hash(spec.seed, spec.layer, ALL, cols, KIND_COL_GAIN))
+                    * spec.col_gain_sigma) >> 8)
+    if spec.row_offset_sigma:
+        do = do + ((unit_normal(cell_hash(spec.seed, spec.layer, rows, ALL, KIND_ROW_OFFSET))
+                    * spec.row_offset_sigma) >> 8)
+    return dg, do
 
 
 def deviation_table(spec: MismatchSpec, n_rows: int, n_cols: int) -> tuple[torch.Tensor, torch.Tensor]:

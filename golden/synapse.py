@@ -55,7 +55,8 @@ class SynapseSpec(SpecBase):
     n_outputs : output neurons, 1 .. 4096; a multiple of ``lanes``.
     lanes : P, synapses (output columns) added per cycle, 1 .. 64.
     code_bits, levels : the ``LogQuantSpec`` of the codes.
-    frac_bits, mismatch_seed, layer, gain_sigma, offset_sigma : the ``MismatchSpec``.
+    frac_bits, mismatch_seed, layer, gain_sigma, offset_sigma, col_gain_sigma, row_offset_sigma :
+        the ``MismatchSpec``.
     acc_width : Wa, bits of each signed accumulator (= the LIF input width), 2 .. 32.
     overflow : "saturate" (default) or "wrap" after every addition.
     counter_width : Wc, bits of the SOP and memory-read counters, 8 .. 48.
@@ -76,6 +77,8 @@ class SynapseSpec(SpecBase):
     layer: int = 0
     gain_sigma: int = 3277     # 5 % (3277 / 2^16)
     offset_sigma: int = 4      # 4 LSB of 2^-F = 0.25 of the smallest weight
+    col_gain_sigma: int = 0
+    row_offset_sigma: int = 0
     acc_width: int = 16
     overflow: str = "saturate"
     counter_width: int = 32
@@ -110,7 +113,8 @@ class SynapseSpec(SpecBase):
     @property
     def mismatch(self) -> MismatchSpec:
         return MismatchSpec(seed=self.mismatch_seed, layer=self.layer, gain_sigma=self.gain_sigma,
-                            offset_sigma=self.offset_sigma, frac_bits=self.frac_bits)
+                            offset_sigma=self.offset_sigma, frac_bits=self.frac_bits,
+                            col_gain_sigma=self.col_gain_sigma, row_offset_sigma=self.row_offset_sigma)
 
     @property
     def groups(self) -> int:

@@ -22,7 +22,8 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden import fixed
-from golden.mismatch import GAIN_FRAC, KIND_GAIN, KIND_OFFSET, Z_OFFSET, deviation_table, hash_prefix
+from golden.mismatch import (ALL, GAIN_FRAC, KIND_COL_GAIN, KIND_GAIN, KIND_OFFSET, KIND_ROW_OFFSET, Z_OFFSET,
+                             deviation_table, hash_prefix)
 from golden.synapse import SynapseSpec, check_weight_codes, synapse_weights
 
 
@@ -177,6 +178,11 @@ class LogWeightMemory(wiring.Component):
             mm = spec.mismatch
             pre_gain = hash_prefix(mm.seed, mm.layer, KIND_GAIN)
             pre_offset = hash_prefix(mm.seed, mm.layer, KIND_OFFSET)
+            if mm.row_offset_sigma:  # one unit: every lane reads the same row
+                row_offset = Signal(signed(mm.offset_width), name="row_offset")
+                z = unit_normal_hw(hash_hw(m, "row_offset", hash_prefix(mm.seed, mm.layer, KIND_ROW_OFFSET),
+                                           [row, ALL]))
+                m.d.comb += row_offset.eq((z * mm.row_offset_sigma) >> 8)
 
         top = spec.code_bits - 1
         for p in range(lanes):
@@ -192,10 +198,18 @@ class LogWeightMemory(wiring.Component):
                 col = group * lanes + p
                 dg = Signal(signed(mm.gain_width), name=f"dg{p}")
                 do = Signal(signed(mm.offset_width), name=f"do{p}")
+                cell_gain = cell_offset = col_gain = 0
                 if mm.gain_sigma:
-                    m.d.comb += dg.eq((unit_normal_hw(hash_hw(m, f"gain{p}", pre_gain, [row, col])) * mm.gain_sigma) >> 8)
+                    cell_gain = (unit_normal_hw(hash_hw(m, f"gain{p}", pre_gain, [row, col])) * mm.gain_sigma) >> 8
                 if mm.offset_sigma:
-                    m.d.comb += do.eq((unit_normal_hw(hash_hw(m, f"offset{p}", pre_offset, [row, col])) * mm.offset_sigma) >> 8)
+                    cell_offset = (unit_normal_hw(hash_hw(m, f"offset{p}", pre_offset, [row, col]))
+                                   * mm.offset_sigma) >> 8
+                if mm.col_gain_sigma:
+                    pre = hash_prefix(mm.seed, mm.layer, KIND_COL_GAIN)
+                    col_gain = (unit_normal_hw(hash_hw(m, f"col_gain{p}", pre, [ALL, col]))
+                                * mm.col_gain_sigma) >> 8
+                m.d.comb += [dg.eq(cell_gain + col_gain),
+                             do.eq(cell_offset + (row_offset if mm.row_offset_sigma else 0))]
             # q = +-2^s, and q * dg = +-(dg << s): shifts, an add and a negation, no multiplier
             magnitude = Mux(nonzero, C(1, 1) << shift, 0)
             gain_mag = Mux(nonzero, dg << shift, 0)

@@ -27,13 +27,16 @@ COSIM_CONFIGS = {
     # 4-bit codes, sigma 0, weights stored precomputed, initialised from the golden file, dense spikes
     "b4-ideal-precomputed-dense": (SynapseSpec(n_inputs=32, n_outputs=16, lanes=4, gain_sigma=0, offset_sigma=0,
                                                mismatch_impl="precomputed"), 2, 20, 0.5, False),
-    # 8-bit codes, 12 levels, 5 % gain + offset mismatch from a correction table, very sparse spikes
+    # 8-bit codes, 12 levels, 5 % gain + offset mismatch (and column / row parts) from a correction
+    # table, very sparse spikes
     "b8-table-sparse": (SynapseSpec(n_inputs=64, n_outputs=16, lanes=8, code_bits=8, levels=12, frac_bits=2,
-                                    gain_sigma=3277, offset_sigma=3, acc_width=20, mismatch_impl="table"),
+                                    gain_sigma=3277, offset_sigma=3, col_gain_sigma=1000, row_offset_sigma=2,
+                                    acc_width=20, mismatch_impl="table"),
                         4, 130, 0.02, True),
-    # 4-bit codes, mismatch regenerated on chip, 8-bit accumulators that saturate, G = 8
+    # 4-bit codes, mismatch (cell, column and row parts) regenerated on chip, 8-bit accumulators
+    # that saturate, G = 8
     "b4-regenerate-saturating": (SynapseSpec(n_inputs=32, n_outputs=16, lanes=2, gain_sigma=6554, offset_sigma=8,
-                                             acc_width=8, mismatch_seed=77, layer=3,
+                                             col_gain_sigma=2000, row_offset_sigma=3, acc_width=8, mismatch_seed=77, layer=3,
                                              mismatch_impl="regenerate"), 2, 25, 0.4, True),
     # 8-bit codes, precomputed with mismatch, wrapping accumulators, N = P (G = 1)
     "b8-precomputed-wrap-G1": (SynapseSpec(n_inputs=48, n_outputs=8, lanes=8, code_bits=8, levels=10,

@@ -171,6 +171,21 @@ def test_any_cell_recomputes_on_its_own_and_sigma_zero_is_ideal():
     assert torch.equal(effective_weights(ideal, q), q << 4)
 
 
+def test_column_and_row_components_are_shared():
+    base = MismatchSpec(seed=3, gain_sigma=1000, offset_sigma=5)
+    shared = base.replace(col_gain_sigma=2000, row_offset_sigma=9)
+    dg0, do0 = deviation_table(base, 10, 6)
+    dg1, do1 = deviation_table(shared, 10, 6)
+    col_part, row_part = dg1 - dg0, do1 - do0
+    assert torch.equal(col_part, col_part[:1].expand(10, 6))      # one value per column
+    assert torch.equal(row_part, row_part[:, :1].expand(10, 6))   # one value per row
+    assert col_part[0].unique().numel() > 1 and row_part[:, 0].unique().numel() > 1
+    z = unit_normal(reference_hash(3, 0, 2, 2 ** 32 - 1, 4))
+    assert int(col_part[0, 4]) == (z * 2000) // 256
+    with pytest.raises(SpecError, match="col_gain_sigma = 16000 is out of range; allowed: 0 .. 15384"):
+        base.replace(col_gain_sigma=16000)
+
+
 def test_effective_weight_by_hand():
     spec = MismatchSpec(gain_sigma=100, offset_sigma=1, frac_bits=4)
     # q = -64, dg = 1000, do = 3: (-64 << 4) = -1024; -64000 >> 12 = floor(-15.625) = -16; total -1037
@@ -217,6 +232,10 @@ def loop_synapse(spec: SynapseSpec, codes, spikes):
                     zg = unit_normal(reference_hash(spec.mismatch_seed, spec.layer, 0, i, j))
                     zo = unit_normal(reference_hash(spec.mismatch_seed, spec.layer, 1, i, j))
                     dg, do = (zg * spec.gain_sigma) // 256, (zo * spec.offset_sigma) // 256
+                    zc = unit_normal(reference_hash(spec.mismatch_seed, spec.layer, 2, 2 ** 32 - 1, j))
+                    zr = unit_normal(reference_hash(spec.mismatch_seed, spec.layer, 3, i, 2 ** 32 - 1))
+                    dg += (zc * spec.col_gain_sigma) // 256
+                    do += (zr * spec.row_offset_sigma) // 256
                     w = q * 2 ** spec.frac_bits + (q * dg) // 2 ** (16 - spec.frac_bits) + do
                     total = acc[j] + w
                     if spec.overflow == "saturate":
@@ -240,7 +259,8 @@ def test_synapse_run_matches_a_plain_loop(seed):
     spec = SynapseSpec(n_inputs=rng.randint(3, 12), n_outputs=6, lanes=rng.choice([1, 2, 3, 6]),
                        code_bits=code_bits, levels=rng.randint(1, min(2 ** (code_bits - 1) - 1, 12)),
                        frac_bits=rng.randint(0, 8), mismatch_seed=rng.randrange(2 ** 32), layer=rng.randrange(9),
-                       gain_sigma=rng.choice([0, 2000, 16384]), offset_sigma=rng.choice([0, 3, 100]),
+                       gain_sigma=rng.choice([0, 2000, 12000]), offset_sigma=rng.choice([0, 3, 100]),
+                       col_gain_sigma=rng.choice([0, 4000]), row_offset_sigma=rng.choice([0, 7]),
                        acc_width=rng.randint(6, 16), overflow=rng.choice(["saturate", "wrap"]), counter_width=8)
     codes = random_codes(spec, seed)
     spikes = random_spikes(spec, 2, 8, 0.6, seed)
@@ -274,12 +294,13 @@ def test_rtl_amaranth_sim_bit_exact(name, tmp_path):
 
 
 def test_cosim_configs_cover_the_issue_matrix(tmp_path):
-    """Code widths 4 and 8, sigma 0 and > 0, every mismatch implementation, dense and very sparse
-    spikes, accumulators that really saturate and really wrap, run-time loads and golden-file init."""
+    """Code widths 4 and 8, sigma 0 and > 0, every mismatch implementation (the on-chip ones also with
+    column and row components), dense and very sparse spikes, accumulators that really saturate and really wrap, run-time loads and golden-file init."""
     specs = [c[0] for c in COSIM_CONFIGS.values()]
     assert {s.code_bits for s in specs} == {4, 8}
     assert {s.gain_sigma > 0 for s in specs} == {False, True}
     assert {s.mismatch_impl for s in specs} == {"precomputed", "table", "regenerate"}
+    assert {s.mismatch_impl for s in specs if s.col_gain_sigma and s.row_offset_sigma} == {"table", "regenerate"}
     assert min(c[3] for c in COSIM_CONFIGS.values()) <= 0.02 and max(c[3] for c in COSIM_CONFIGS.values()) >= 0.5
     assert {c[4] for c in COSIM_CONFIGS.values()} == {False, True}
     for name, (spec, *_rest) in COSIM_CONFIGS.items():
