@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import torch
 
 from . import fixed
-from .spec import SpecBase, SpecError, check_int
+from .spec import SpecBase, check_int
 
 #: largest exponent range (2^(L-1) must leave room for the fixed-point grid in 32-bit weights)
 MAX_LEVELS = 24

@@ -21,7 +21,6 @@ from amaranth import C, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden import fixed
 from golden.mismatch import (ALL, GAIN_FRAC, KIND_COL_GAIN, KIND_GAIN, KIND_OFFSET, KIND_ROW_OFFSET, Z_OFFSET,
                              deviation_table, hash_prefix)
 from golden.synapse import SynapseSpec, check_weight_codes, synapse_weights

@@ -4,14 +4,13 @@ same vectors as the Verilator co-simulation."""
 
 from __future__ import annotations
 
-import math
 import random
 
 import pytest
 import torch
 
 from golden import fixed
-from golden.logquant import LogQuantSpec, check_codes, log_decode, log_dequantize, log_quantize, LogQuantized
+from golden.logquant import LogQuantized, LogQuantSpec, log_decode, log_dequantize, log_quantize
 from golden.mismatch import MismatchSpec, apply_mismatch, cell_deviation, cell_hash, deviation_table, unit_normal
 from golden.spec import SpecError
 from golden.synapse import (SynapseSpec, random_codes, random_spikes, synapse_float_currents, synapse_lif_run,
