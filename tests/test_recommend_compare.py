@@ -6,7 +6,6 @@ import csv
 import pytest
 import torch
 
-from golden import energy
 from golden.energy import Meter
 from golden.models.ann_vit import AnnViT
 from golden.models.common import im2col
