@@ -8,7 +8,8 @@ weights) where it has one. Generic over the training registry: every recipe with
 applied to each recipe that has them and whose model builds with them (``fit_size``); others
 keep their own sizes, which the table shows. Counting uses the models' explicit
 counters (``golden.energy``); a model without them is counted by forward hooks on its
-``nn.Linear`` / ``nn.Conv*`` layers and ``LIF`` neurons (column ``counting`` = ``hooks``:
+``nn.Linear`` / ``nn.Conv*`` layers and its neurons (``LIF`` or any module class named ``*LIF``)
+(column ``counting`` = ``hooks``:
 attention products outside linear layers are then not counted).
 """
 
@@ -63,7 +64,7 @@ def _hook_meter(model: nn.Module, x: torch.Tensor) -> Meter:
                 else:
                     energy.count_macs(name, output.numel() * taps)
             handles.append(module.register_forward_hook(hook))
-        elif isinstance(module, LIF):
+        elif isinstance(module, LIF) or type(module).__name__.endswith("LIF"):   # LIF, AdaptiveLIF, ...
             def hook(mod, inputs, output, name=name):
                 energy.count_spikes(name, output)
             handles.append(module.register_forward_hook(hook))
