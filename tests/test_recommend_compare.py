@@ -155,3 +155,26 @@ def test_fit_size_uses_aliases_and_drops_only_what_does_not_build():
     assert fit_size("spikformer", {"embed_dim": 32, "depth": 2, "heads": 3, "time_steps": 2}) == \
         {"embed_dim": 32, "depth": 2, "time_steps": 2}
     assert fit_size("ann-vit", {"embed_dim": 16, "time_steps": 4}) == {"embed_dim": 16}
+
+
+def test_hook_counting_of_a_model_without_counters_equals_a_hand_count():
+    from golden.models.spiking_mlp import SpikingMLP
+    from spikeforge.compare import measure
+
+    torch.manual_seed(0)
+    model = SpikingMLP(hidden=8, time_steps=2)
+    with torch.no_grad():
+        model.layer1.linear.weight.mul_(8.0)            # make the untrained layers fire
+        model.layer2.linear.weight.mul_(8.0)
+    x = torch.rand(3, 1, 8, 8)
+    spikes = {}
+    model.layer1.lif.register_forward_hook(lambda m, i, o: spikes.__setitem__("s1", o))
+    model.layer2.lif.register_forward_hook(lambda m, i, o: spikes.__setitem__("s2", o))
+    report, method = measure(model, x)
+    assert method == "hooks"
+    s1, s2 = spikes["s1"], spikes["s2"]
+    assert int(s1.sum()) > 0 and int(s2.sum()) > 0
+    # layer1 on real pixels: T B 64 8 MACs; layer2 and the readout are fed by spikes: nnz x fan-out
+    assert report["macs"] * 3 == 2 * 3 * 64 * 8
+    assert report["sops"] * 3 == int(s1.sum()) * 8 + int(s2.sum()) * 10
+    assert report["firing_rate"] == (int(s1.sum()) + int(s2.sum())) / (2 * 3 * 8 * 2)
