@@ -73,12 +73,12 @@ class MTTSSpec(SpecBase):
     lanes : P, values encoded in parallel (one stream beat carries P values), 1 .. 64.
     lo, hi : the calibrated value range (lo <= hi, both W-bit): lo spikes last, hi first.
     train : "step" (1 from t_first on, the seed's form) or "single" (one spike at t_first).
-    output : hardware output form: "code" (time + silent flag per lane) or "spikes"
+    emit : hardware output form: "code" (time + silent flag per lane) or "spikes"
         (T spike bits per lane).
     mask : whether ``mask_value`` gets the silent code (else ``lo`` does, as in plain TTFS).
-    mask_value : the value sent as silence, lo .. hi.
+    mask_value : the value sent as silence, lo .. hi (checked when ``mask``).
     dead_zone : whether the values in [dead_lo, dead_hi] are also sent as silence.
-    dead_lo, dead_hi : the dead zone, lo <= dead_lo <= dead_hi <= hi.
+    dead_lo, dead_hi : the dead zone, lo <= dead_lo <= dead_hi <= hi (checked when ``dead_zone``).
     counter_width : bits of the hardware's silent-output counter (wraps), 1 .. 48.
     """
 
@@ -91,7 +91,7 @@ class MTTSSpec(SpecBase):
     lo: int = -128
     hi: int = 127
     train: str = "step"
-    output: str = "code"
+    emit: str = "code"
     mask: bool = True
     mask_value: int = 0
     dead_zone: bool = False
@@ -109,12 +109,14 @@ class MTTSSpec(SpecBase):
         check_int(name, "lo", self.lo, vmin, vmax)
         check_int(name, "hi", self.hi, self.lo, vmax)
         check_choice(name, "train", self.train, TRAINS)
-        check_choice(name, "output", self.output, OUTPUTS)
+        check_choice(name, "emit", self.emit, OUTPUTS)
         check_bool(name, "mask", self.mask)
-        check_int(name, "mask_value", self.mask_value, self.lo, self.hi)
         check_bool(name, "dead_zone", self.dead_zone)
-        check_int(name, "dead_lo", self.dead_lo, self.lo, self.hi)
-        check_int(name, "dead_hi", self.dead_hi, self.dead_lo, self.hi)
+        # checked against [lo, hi] only when in use, so a spec without a mask or dead zone
+        # needs no dummy values inside its range
+        check_int(name, "mask_value", self.mask_value, *((self.lo, self.hi) if self.mask else (None, None)))
+        check_int(name, "dead_lo", self.dead_lo, *((self.lo, self.hi) if self.dead_zone else (None, None)))
+        check_int(name, "dead_hi", self.dead_hi, *((self.dead_lo, self.hi) if self.dead_zone else (None, None)))
         check_int(name, "counter_width", self.counter_width, 1, 48)
 
     # ---- derived quantities ---------------------------------------------------------------------
@@ -254,7 +256,7 @@ def pick_mask_value(values) -> int:
 
 
 def calibrate_mtts(values, *, input_width: int, signed: bool = True, time_steps: int = 8, lanes: int = 4,
-                   train: str = "step", output: str = "code", dead_zone_width: int | None = None,
+                   train: str = "step", emit: str = "code", dead_zone_width: int | None = None,
                    counter_width: int = 32) -> MTTSSpec:
     """Build an MTTSSpec from data once: lo/hi = the data's min/max, mask = the most frequent code.
 
@@ -273,7 +275,7 @@ def calibrate_mtts(values, *, input_width: int, signed: bool = True, time_steps:
         extra = {"dead_zone": True, "dead_lo": max(lo, mask_value - dead_zone_width),
                  "dead_hi": min(hi, mask_value + dead_zone_width)}
     return MTTSSpec(input_width=input_width, signed=signed, time_steps=time_steps, lanes=lanes, lo=lo, hi=hi,
-                    train=train, output=output, mask=True, mask_value=mask_value, counter_width=counter_width,
+                    train=train, emit=emit, mask=True, mask_value=mask_value, counter_width=counter_width,
                     **extra)
 
 
