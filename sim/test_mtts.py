@@ -10,11 +10,17 @@ checked after every beat and its final value equals the golden total.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from golden.mtts import MTTSSpec, mtts_random_values, mtts_reference
 from golden.vectors import load_vectors, save_vectors
 from rtl.mtts import MTTSEncoder, mtts_expected_beats, mtts_input_beats
+
+DATA = Path(__file__).resolve().parent / "data" / "matterhorn_mtts"
+TRAINED_SPEC = MTTSSpec(input_width=5, signed=True, time_steps=8, lanes=8, lo=-16, hi=15, emit="spikes",
+                        train="step", mask_value=0, dead_zone=True, dead_lo=-2, dead_hi=2)
 
 # name -> (spec, beats); each checks at least 20,000 values, T in {4, 8, 16}, both output forms,
 # with and without mask and dead zone.
@@ -22,10 +28,9 @@ COSIM_SPECS = {
     # compact code, T = 4, mask only, signed 8-bit over the whole input range
     "code-T4-mask-P8": (MTTSSpec(input_width=8, signed=True, time_steps=4, lanes=8, lo=-128, hi=127,
                                  mask_value=0), 2500),
-    # expanded step trains, T = 8, mask and dead zone, a narrower range (inputs outside it clamp)
-    "step-T8-mask-dz-P8": (MTTSSpec(input_width=10, signed=True, time_steps=8, lanes=8, lo=-300, hi=200,
-                                    emit="spikes", train="step", mask_value=-17, dead_zone=True,
-                                    dead_lo=-40, dead_hi=5), 2500),
+    # expanded step trains, T = 8, mask and dead zone: the trained Matterhorn's encoder (5-bit codes,
+    # mask 0, dead zone [-2, 2]; the same design as the real-activation run below, one build for both)
+    "step-T8-mask-dz-P8": (TRAINED_SPEC, 2500),
     # expanded single spikes, T = 16, no mask and no dead zone (plain TTFS: lo is silent)
     "single-T16-plain-P5": (MTTSSpec(input_width=6, signed=False, time_steps=16, lanes=5, lo=3, hi=60,
                                      emit="spikes", train="single", mask=False), 4000),
@@ -67,3 +72,33 @@ def test_mtts_verilator_bit_exact(name, tmp_path):
     # the hardware counter in the last beat (checked bit for bit above) is the golden silent total
     assert expected[-1]["count"] == silent_total % (1 << spec.counter_width)
     assert silent_total > 0
+
+
+def trained_activation_stream():
+    """The committed real activations of the trained Matterhorn (hash-checked) -> beats.
+
+    The expected beats come from the golden encoder now; the manifest's silent total (written
+    with the file) must agree with it.
+    """
+    from golden.mtts import mtts_reference
+
+    vectors = load_vectors(DATA, block="matterhorn-activations")
+    spec = MTTSSpec.from_dict(vectors.spec)
+    arrays = mtts_reference(spec, vectors["values"].astype("int64"))
+    total = int(arrays["silent"].sum())
+    assert total == vectors.meta["silent_total"]
+    return spec, mtts_input_beats(spec, arrays["values"].numpy()), mtts_expected_beats(
+        spec, {k: v.numpy() for k, v in arrays.items()}), total
+
+
+def test_mtts_verilator_trained_activations(tmp_path):
+    """The trained model's held-out stem codes through the encoder, bit for bit, silent count included."""
+    from sim.harness import cosim
+
+    spec, inputs, expected, total = trained_activation_stream()
+    assert spec == TRAINED_SPEC  # shares the Verilator build of the step-T8 configuration
+    assert len(inputs) * spec.lanes >= 20_000
+    report = cosim(MTTSEncoder(spec), "mtts_encoder", inputs, expected, tmp_path, seed=9,
+                   valid_prob=0.7, ready_prob=0.7)
+    assert report.mismatches == 0, report.explain()
+    assert expected[-1]["count"] == total

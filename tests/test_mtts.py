@@ -298,3 +298,13 @@ def test_cli_bad_spec_is_one_line(capsys):
     assert main(["verilog", "mtts", "--lo", "5", "-o", "x.v"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["spikeforge: error: MTTSSpec.mask_value = 0 is out of range; allowed: 5 .. 127"]
+
+
+def test_rtl_amaranth_sim_trained_activations():
+    """The trained Matterhorn's committed real activations, fast tier (same vectors as sim/)."""
+    from sim.test_mtts import trained_activation_stream
+
+    spec, inputs, expected, total = trained_activation_stream()
+    run = run_stream(MTTSEncoder(spec), inputs, len(expected), seed=9, valid_prob=0.7, ready_prob=0.7)
+    assert run.outputs == [pack(mtts_output_layout(spec), b) for b in expected]
+    assert expected[-1]["count"] == total > 0
