@@ -184,6 +184,25 @@ def test_training_recipe_learns_quickly(tmp_path):
     model, ckpt = load_checkpoint(tmp_path / "m.pt")
     assert ckpt["recipe"] == "matterhorn" and model.mtts.time_steps == 4
 
+    # the checkpoint tools: the report's silent fractions grow with mask and dead zone, and the
+    # vector writer produces a hash-checked set whose silent total the golden encoder reproduces
+    from golden.mtts import MTTSSpec, mtts_silent
+    from golden.vectors import load_vectors
+    from spikeforge.training.matterhorn import activation_vectors, held_out_report
+
+    rep = held_out_report(str(tmp_path / "m.pt"), dead_zones=(0, 2))
+    assert rep["integer_accuracy"] > 0.3 and rep["values"] == 450 * 16 * 8
+    no_dz, dz = rep["rows"]
+    assert no_dz["silent_plain"] <= no_dz["silent_mask"] == no_dz["silent_mask_dead_zone"]
+    assert dz["silent_mask_dead_zone"] >= dz["silent_mask"] == no_dz["silent_mask"]
+    # |S - x_hat| <= |S - x| + |x - x_hat| <= bound + (R / T - 1), R = 32 codes, T = 4
+    assert dz["dead_zone_max_error"] <= dz["dead_zone_error_bound"] + 32 // 4 - 1
+    activation_vectors(str(tmp_path / "m.pt"), tmp_path / "vec", images=2, lanes=4)
+    vec = load_vectors(tmp_path / "vec", block="matterhorn-activations")
+    spec = MTTSSpec.from_dict(vec.spec)
+    assert vec["values"].shape == (2 * 16 * 8 // 4, 4) and spec.emit == "spikes"
+    assert int(mtts_silent(spec, torch.as_tensor(vec["values"]).long()).sum()) == vec.meta["silent_total"]
+
 
 # ---- the committed vectors from the trained model -----------------------------------------------------
 
