@@ -20,7 +20,7 @@ from rtl.mtts import MTTSEncoder, mtts_expected_beats, mtts_input_beats
 
 DATA = Path(__file__).resolve().parent / "data" / "matterhorn_mtts"
 TRAINED_SPEC = MTTSSpec(input_width=5, signed=True, time_steps=8, lanes=8, lo=-16, hi=15, emit="spikes",
-                        train="step", mask_value=0, dead_zone=True, dead_lo=-2, dead_hi=2)
+                        train="step", mask_value=0, dead_zone=True, dead_lo=-8, dead_hi=8)
 
 # name -> (spec, beats); each checks at least 20,000 values, T in {4, 8, 16}, both output forms,
 # with and without mask and dead zone.
@@ -29,7 +29,7 @@ COSIM_SPECS = {
     "code-T4-mask-P8": (MTTSSpec(input_width=8, signed=True, time_steps=4, lanes=8, lo=-128, hi=127,
                                  mask_value=0), 2500),
     # expanded step trains, T = 8, mask and dead zone: the trained Matterhorn's encoder (5-bit codes,
-    # mask 0, dead zone [-2, 2]; the same design as the real-activation run below, one build for both)
+    # mask 0, dead zone [-8, 8]; the same design as the real-activation run below, one build for both)
     "step-T8-mask-dz-P8": (TRAINED_SPEC, 2500),
     # expanded single spikes, T = 16, no mask and no dead zone (plain TTFS: lo is silent)
     "single-T16-plain-P5": (MTTSSpec(input_width=6, signed=False, time_steps=16, lanes=5, lo=3, hi=60,
