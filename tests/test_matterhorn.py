@@ -145,7 +145,7 @@ def test_patches_order():
 
 def test_integer_model_tracks_the_float_model():
     """Untrained, with the default variation model. The stem's 8-bit weights (scale 2^-4 here) move a
-    code by at most one step: measured 92.6 % of codes equal, 100 % within one, 88 % equal predictions."""
+    code by at most one step: measured 92.6 % of codes equal, 100 % within one, 89 % equal predictions."""
     from golden.data import digits_split
 
     torch.manual_seed(0)
@@ -174,7 +174,7 @@ def test_integer_model_refuses_float_pixels():
 
 def test_training_recipe_learns_quickly(tmp_path):
     """One short epoch of a tiny Matterhorn through the shared trainer beats chance clearly, and the
-    checkpoint reloads into the same integer model."""
+    checkpoint reloads into the same integer model (measured 54 % held-out after the one epoch)."""
     from spikeforge.training import load_checkpoint, train
 
     torch.set_num_threads(1)
