@@ -29,7 +29,8 @@ from torch.nn import functional as F
 from golden import data
 
 #: recipe modules, listed in the order `spikeforge train --help` shows them
-TRAIN_MODULES = ("spiking_mlp", "spikformer", "spike_driven_v2", "spiking_resformer", "teformer", "ann_vit")
+TRAIN_MODULES = ("spiking_mlp", "spikformer", "spike_driven_v2", "spiking_resformer", "teformer", "ann_vit",
+                 "matterhorn")
 
 TASKS = ("digits", "text-causal", "text-mlm")
 #: keys of a recipe's ``defaults`` that configure training, not the model
