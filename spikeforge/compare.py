@@ -236,8 +236,7 @@ def compare(models: list[str] | None = None, *, size: dict[str, Any] | None = No
     if unknown:
         raise ValueError(f"compare: unknown or non-digits model(s) {', '.join(unknown)}; "
                          f"digits models: {', '.join(available)}")
-    if baseline not in models:
-        models.append(baseline)
+    models = [m for m in models if m != baseline] + [baseline]     # the reference row last
     size = {**DEFAULT_SIZE, **(size or {})}
     bad = [k for k in size if k not in SIZE_KEYS]
     if bad:
