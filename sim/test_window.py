@@ -60,3 +60,11 @@ def test_window_verilator_bit_exact(name, tmp_path):
     assert report.result.beats_checked == n_maps * spec.positions     # every window of every map
     assert report.mismatches == 0, report.explain()
 
+
+def test_trained_lsformer_activations_verilator_bit_exact(tmp_path):
+    """K/V spike maps of the trained LSFormer (committed, hash-checked by the manifest)."""
+    spec, vectors, report = check_directory(TRAINED_VECTORS, tmp_path / "run")
+    assert vectors.meta.get("source", "").startswith("lsformer checkpoint")
+    assert vectors["maps"].shape[0] >= 3
+    assert report.result.beats_checked == vectors["maps"].shape[0] * spec.positions
+    assert report.mismatches == 0, report.explain()
