@@ -259,3 +259,24 @@ def test_closing_note_numbers_16x16_radius1_dilations_124():
     mems = memories_in_verilog(to_verilog(DilatedWindowBuffer(spec), "dut"))
     assert mems == [(8, 16)]                                           # 2R = 8 rows x 16 columns x 1 bit
     assert window_register_bits(spec) <= 9 * 9                         # registers: lanes used only
+
+
+# ---- command line ------------------------------------------------------------------------------
+
+def test_cli_writes_window_verilog_and_refuses_oversized_windows(tmp_path):
+    import subprocess
+    import sys
+
+    from spikeforge.cli import main
+
+    out = tmp_path / "w.v"
+    assert main(["verilog", "window", "--height", "8", "--width", "10", "--dilations", "1", "2",
+                 "--channels", "2", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "module dilated_window_buffer(" in text and "o_stream__payload" in text
+    # 2R = 4 rows x 2 channels = 8-bit words, one per column (10)
+    assert memories_in_verilog(text) == [(8, 10)]
+    bad = subprocess.run([sys.executable, "-m", "spikeforge", "verilog", "window", "--height", "8", "-o",
+                          str(tmp_path / "x.v")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "dilation 4 with radius 1 spans 9 elements per axis, larger than the map's height 8" in bad.stderr
