@@ -258,7 +258,9 @@ def test_closing_note_numbers_16x16_radius1_dilations_124():
     assert run.output_cycles[-1] - run.output_cycles[0] == 255         # then one window per cycle
     mems = memories_in_verilog(to_verilog(DilatedWindowBuffer(spec), "dut"))
     assert mems == [(8, 16)]                                           # 2R = 8 rows x 16 columns x 1 bit
-    assert window_register_bits(spec) <= 9 * 9                         # registers: lanes used only
+    # registers, tap-carrying lanes only: lane k = R - d i, length max(R - d j) + 1 (R = 4):
+    # lane 4 (i = 0): 4 + 4 + 1 = 9; lanes 3, 5 (d 1): 6 each; lanes 2, 6 (d 2): 7 each; lanes 0, 8 (d 4): 9 each
+    assert window_register_bits(spec) == 9 + 2 * 6 + 2 * 7 + 2 * 9    # = 53 of the 81 a full 9 x 9 would need
 
 
 # ---- command line ------------------------------------------------------------------------------
