@@ -3,7 +3,7 @@
     python -m spikeforge.lsformer_vectors CHECKPOINT -o sim/data/lsformer_kv [--images 2] [--head -1]
 
 Runs the checkpoint's integer model (``IntLSFormer``) on the first held-out digits
-(``golden.data.digits_split(seed=0)``), takes the K and V spike maps that one
+(``golden.data.digits_split(seed)`` with the checkpoint's training seed), takes the K and V spike maps that one
 windowed attention head of block 0 streams through its dilated window buffer
 (``2 D/heads`` channels of width 1, one map per image and time step), and writes a
 compressed ``window`` vector directory: ``maps``, ``windows`` (= ``dilated_windows``),
@@ -45,7 +45,8 @@ def make_vectors(checkpoint: str | Path, out: str | Path, *, images: int = 2, he
         raise ValueError(f"head {head} is not a windowed head; windowed heads: {windowed}")
     if images < 1:
         raise ValueError(f"--images must be >= 1, got {images}")
-    split = data.digits_split(seed=0)
+    seed = int(ckpt.get("seed", 0))
+    split = data.digits_split(seed=seed)    # the checkpoint's own held-out digits
     layers = int_model.forward_layers(pixels_from_float(split.x_test[:images]))
     blk = layers["blocks"][0]
     spec = ldwa.head_specs[head]
@@ -62,7 +63,7 @@ def make_vectors(checkpoint: str | Path, out: str | Path, *, images: int = 2, he
     digest = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
     meta = {"source": f"lsformer checkpoint {Path(checkpoint).name}", "checkpoint_sha256": digest,
             "checkpoint_metrics": ckpt.get("metrics", {}), "model_config": ckpt["config"], "block": 0,
-            "head": head, "images": images, "image_source": "digits_split(seed=0).x_test[:images]",
+            "head": head, "images": images, "image_source": f"digits_split(seed={seed}).x_test[:images] (held out from this checkpoint's training)",
             "map_order": "time step major, then image (T B maps)",
             "command": f"python -m spikeforge.lsformer_vectors {checkpoint} -o {out} --images {images} --head {head}"}
     return save_vectors(out, "window", spec.to_dict(), 0, arrays, meta=meta, compressed=True)

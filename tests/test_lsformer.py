@@ -204,6 +204,13 @@ def test_spikeforge_train_lsformer_writes_a_checkpoint(tmp_path):
     assert 0.0 <= report.metrics["test_accuracy"] <= 1.0
     model, ckpt = load_checkpoint(tmp_path / "ls.pt")
     assert ckpt["recipe"] == "lsformer" and model.config["head_dilations"] == (1, 2)
+    # the documented command that made sim/data/lsformer_kv works on any lsformer checkpoint
+    from spikeforge.lsformer_vectors import main as vectors_main
+
+    assert vectors_main([str(tmp_path / "ls.pt"), "-o", str(tmp_path / "kv"), "--images", "1"]) == 0
+    vec = load_vectors(tmp_path / "kv", block="window")
+    assert vec["maps"].shape == (2, 8, 8, 6) and vec.spec["dilations"] == [2]   # T B maps, K|V of head 1
+    assert vectors_main([str(tmp_path / "ls.pt"), "-o", str(tmp_path / "kv2"), "--head", "5"]) == 2
     with pytest.raises(ValueError, match="no setting 'radius'"):
         train("lsformer", epochs=1, overrides={"radius": 3}, progress=False)
 
