@@ -108,6 +108,7 @@ class TopK(wiring.Component):
 
     def __init__(self, spec: TopKSpec):
         if not isinstance(spec, TopKSpec):
+            self._MustUse__silence = True      # a refused object is never elaborated: no warning
             raise TypeError(f"TopK needs a TopKSpec, got {type(spec).__name__}")
         self.spec = spec
         super().__init__({

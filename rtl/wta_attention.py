@@ -98,6 +98,7 @@ class WTAAttention(wiring.Component):
 
     def __init__(self, spec: WTASpec):
         if not isinstance(spec, WTASpec):
+            self._MustUse__silence = True      # a refused object is never elaborated: no warning
             raise TypeError(f"WTAAttention needs a WTASpec, got {type(spec).__name__}")
         self.spec = spec
         super().__init__({

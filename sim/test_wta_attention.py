@@ -9,6 +9,9 @@ real Q/K/V spikes are checked in ``sim/test_wta_trained.py``.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from golden.vectors import load_vectors, save_vectors
@@ -16,13 +19,23 @@ from golden.wta import WTASpec
 from rtl.wta_attention import WTAAttention, wta_expected_beats, wta_input_beats, wta_random_qkv, wta_reference
 
 # name -> (spec, sequences); attention rows checked = sequences * L >= 2000
+def _trained_spec() -> WTASpec:
+    """The spec of the trained model's vectors (sim/data/wta_trained): L = 32, head dim 16, k = 4,
+    causal, P = 4. Random vectors on the same spec reuse its Verilator build."""
+    manifest = json.loads((Path(__file__).resolve().parent / "data" / "wta_trained" / "manifest.json").read_text())
+    return WTASpec.from_dict(manifest["spec"])
+
+
 COSIM_SPECS = {
-    "spike-L8-P2-k2-causal": (WTASpec(length=8, head_dim=8, value_dim=4, score_width=4, k=2, causal=True,
-                                      lanes=2), 250),
+    # the trained model's attention: spikes, causal, k = 4 (R = 64: a shift), P = 4
+    "spike-trained-spec-L32-P4-k4-causal": (_trained_spec(), 63),
+    # L not a power of two, k = 3 (reciprocal 85), minimum score on, P = 4
     "spike-L12-P4-k3-min": (WTASpec(length=12, head_dim=6, value_dim=3, score_width=3, k=3, min_score=2,
                                     lanes=4), 167),
-    "multibit-L10-P3-kL-fold": (WTASpec(length=10, head_dim=4, value_dim=2, qk_width=3, v_width=4,
-                                        score_width=8, k=10, scale_mode="fold", lanes=3), 200),
+    # multi-bit signed Q/K (dot products) and V, k = L, fold mode
+    "multibit-L8-P2-kL-fold": (WTASpec(length=8, head_dim=4, value_dim=2, qk_width=3, v_width=4,
+                                       score_width=8, k=8, scale_mode="fold", lanes=2), 250),
+    # k = 1 from a ratio (floor(16 * 0.05) = 0 -> 1), causal, minimum score on, all keys in one cycle
     "spike-L16-P16-k1-causal-min": (WTASpec(length=16, head_dim=4, value_dim=2, score_width=3, k_ratio=0.05,
                                             causal=True, min_score=1, lanes=16), 125),
 }

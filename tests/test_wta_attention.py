@@ -76,3 +76,12 @@ def test_bad_input():
         WTAAttention(spec.topk_spec())
     with pytest.raises(ValueError, match="do not match the spec"):
         wta_input_beats(spec, torch.zeros(1, 4, 3), torch.zeros(1, 4, 2), torch.zeros(1, 4, 2))
+
+
+def test_trained_model_vectors_amaranth_sim():
+    """The first sequences of the trained model's real Q/K/V spikes (sim/data/wta_trained)."""
+    from sim.test_wta_trained import trained_stream
+
+    spec, _, beats, expected = trained_stream(sequences=4)
+    run = run_stream(WTAAttention(spec), beats, len(expected), seed=13, valid_prob=0.8, ready_prob=0.7)
+    assert run.outputs == [pack(wta_output_layout(spec), b) for b in expected]

@@ -160,7 +160,8 @@ class WTASpikingformer(nn.Module):
 
     def __init__(self, vocab_size: int, *, embed_dim: int = 64, depth: int = 1, heads: int = 4,
                  time_steps: int = 2, mlp_ratio: int = 2, k: int = 4, k_ratio: float = 0.0, min_score: int = 0,
-                 max_len: int = 256, cross_attention: bool = False, tau: float = 2.0, threshold: float = 1.0):
+                 max_len: int = 256, cross_attention: bool = False, tau: float = 2.0, threshold: float = 1.0,
+                 pos_std: float = 0.3):
         super().__init__()
         for key, value, lo in (("vocab_size", vocab_size, 2), ("embed_dim", embed_dim, 2), ("depth", depth, 1),
                                ("heads", heads, 1), ("time_steps", time_steps, 1), ("mlp_ratio", mlp_ratio, 1),
@@ -175,7 +176,7 @@ class WTASpikingformer(nn.Module):
         self.tok = nn.Embedding(vocab_size, embed_dim)
         self.pos = nn.Parameter(torch.zeros(max_len, embed_dim))
         nn.init.normal_(self.tok.weight, std=1.0)
-        nn.init.normal_(self.pos, std=0.3)
+        nn.init.normal_(self.pos, std=pos_std)
         self.embed_lif = StreamLIF(tau, threshold)
         self.blocks = nn.ModuleList(
             WTABlock(embed_dim, heads, mlp_ratio, causal=self.causal, cross=cross_attention, k=k, k_ratio=k_ratio,
