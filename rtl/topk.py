@@ -81,7 +81,7 @@ class TopK(wiring.Component):
         writes the updated slots straight into the output register.
 
         * Latency: ``LATENCY_STREAM`` = 1 cycle: the output beat of a row is valid in
-          cycle c + 1 when the row's last score is accepted in cycle c, i.e. L + 1
+          cycle c + 1 when the row's last score is accepted in cycle c, i.e. L
           cycles after its first score when no beat stalls.
         * Throughput: 1 score per cycle, a row every L cycles. Back-pressure holds
           only the last score of a row while the previous result is not taken.

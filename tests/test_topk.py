@@ -50,7 +50,7 @@ def test_latency_and_throughput_match_the_docstring(spec):
     last_of_row = run.accept_cycles[per_row - 1::per_row]
     assert run.output_cycles == [c + TopK.latency(spec) for c in last_of_row]
     if spec.version == "stream":
-        # L + 1 cycles from a row's first score to its result
+        # (L - 1) cycles of scores after the first, + 1: L cycles from a row's first score to its result
         assert run.output_cycles[0] - run.accept_cycles[0] == spec.length
     else:
         n = 1 << (spec.length - 1).bit_length()
