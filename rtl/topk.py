@@ -262,6 +262,9 @@ def topk_input_beats(spec: TopKSpec, scores) -> list[dict]:
                          f"{spec.length})")
     if spec.causal and scores.shape[1] != spec.length:
         raise ValueError(f"causal top-k vectors need {spec.length} rows per sequence; got {scores.shape[1]}")
+    from golden import fixed
+
+    fixed.check_range(scores, spec.score_width, spec.signed, "top-k scores")   # wider than the spec: refused
     beats = []
     for seq in scores:
         for row in seq:

@@ -271,6 +271,11 @@ def wta_input_beats(spec: WTASpec, q, k, v) -> list[dict]:
             or q.shape[2] != spec.head_dim or not (q.shape[0] == k.shape[0] == v.shape[0]):
         raise ValueError(f"WTA vectors: shapes q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)} do "
                          f"not match the spec (L = {spec.length}, D = {spec.head_dim}, Dv = {spec.value_dim})")
+    from golden import fixed
+
+    fixed.check_range(q, spec.qk_width, spec.qk_signed, "WTA queries Q")
+    fixed.check_range(k, spec.qk_width, spec.qk_signed, "WTA keys K")
+    fixed.check_range(v, spec.v_width, spec.v_signed, "WTA values V")
     beats = []
     zeros_v = [0] * spec.value_dim
     for s in range(q.shape[0]):

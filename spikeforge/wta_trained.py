@@ -1,6 +1,7 @@
 """WTA attention vectors from a trained WD/WE-Spikingformer's real Q/K/V spikes.
 
     python -m spikeforge.wta_trained CHECKPOINT [-o sim/data/wta_trained] [--windows 8] [--lanes 4]
+                                    [--layers DIR]
 
 runs the checkpoint's integer model on held-out text (the tail of the corpus, the
 first ``--windows`` windows of ``seq_len`` characters), takes block 0's attention
@@ -67,6 +68,30 @@ def trained_vectors(checkpoint: str | Path, *, windows: int = 8, lanes: int = 4,
     return spec, arrays, meta
 
 
+def model_layer_vectors(checkpoint: str | Path, directory: str | Path, *, windows: int = 2) -> Path:
+    """Reference vectors of every layer of the checkpoint's integer model on held-out text.
+
+    Writes one vector directory (block ``wta-model``) whose arrays are the integer model's
+    ``forward_layers`` tensors (tokens, embedding currents and spikes, q, k, v, winners,
+    attention output, projections, MLP, logits) for ``windows`` held-out windows.
+    """
+    from .training import load_checkpoint
+
+    model, ckpt = load_checkpoint(checkpoint)
+    if ckpt.get("vocab") is None or not hasattr(model, "to_integer"):
+        raise ValueError(f"{checkpoint} is not a WTA language model checkpoint (recipe {ckpt.get('recipe')!r})")
+    split = data.text_split(max_chars=ckpt["train"].get("max_chars"))
+    tokens = data.sequential_windows(split.val_ids, ckpt["train"]["seq_len"], windows)
+    with torch.no_grad():
+        out = model.to_integer().forward_layers(tokens)
+    specs = {name: spec.to_dict() for name, spec in out.pop("_specs").items()}
+    arrays = {name.replace(".", "__"): t.to(torch.int64) for name, t in out.items()}
+    meta = {"checkpoint_sha256": hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest(),
+            "recipe": ckpt["recipe"], "config": ckpt["config"], "wta_specs": specs,
+            "note": "array names are forward_layers keys with '.' written as '__'"}
+    return save_vectors(directory, "wta-model", {}, 0, arrays, meta=meta)
+
+
 def unpack_trained(vectors) -> tuple[WTASpec, torch.Tensor, torch.Tensor, torch.Tensor]:
     """A loaded ``wta-trained`` VectorSet -> (spec, Q, K, V) int64 (S, L, dh)."""
     spec = WTASpec.from_dict(vectors.spec)
@@ -84,9 +109,12 @@ def main(argv=None) -> int:
     parser.add_argument("-o", "--output", default=str(DEFAULT_DIR))
     parser.add_argument("--windows", type=int, default=8)
     parser.add_argument("--lanes", type=int, default=4)
+    parser.add_argument("--layers", metavar="DIR", help="also write every layer's integer tensors to DIR")
     args = parser.parse_args(argv)
     try:
         spec, arrays, meta = trained_vectors(args.checkpoint, windows=args.windows, lanes=args.lanes)
+        if args.layers:
+            print(f"wrote {model_layer_vectors(args.checkpoint, args.layers)} (every layer)")
     except (ValueError, OSError) as exc:
         print(f"spikeforge: error: {exc}", file=sys.stderr)
         return 2

@@ -83,3 +83,5 @@ def test_bad_input():
         topk_input_beats(spec, torch.zeros(1, 4, 5, dtype=torch.int64))
     with pytest.raises(ValueError, match="outside the 3-bit unsigned range"):
         topk_select(spec, torch.tensor([[9, 0, 0, 0]]))
+    with pytest.raises(ValueError, match="top-k scores holds values in \\[0, 9\\], outside the 3-bit"):
+        topk_input_beats(spec, torch.tensor([[[9, 0, 0, 0]]]))

@@ -76,6 +76,9 @@ def test_bad_input():
         WTAAttention(spec.topk_spec())
     with pytest.raises(ValueError, match="do not match the spec"):
         wta_input_beats(spec, torch.zeros(1, 4, 3), torch.zeros(1, 4, 2), torch.zeros(1, 4, 2))
+    ones = torch.ones(1, 4, 2, dtype=torch.int64)
+    with pytest.raises(ValueError, match="WTA values V holds values in \\[1, 2\\], outside the 1-bit unsigned"):
+        wta_input_beats(spec, ones, ones, ones + torch.tensor([[[0, 1]]]))
 
 
 def test_trained_model_vectors_amaranth_sim():

@@ -133,3 +133,12 @@ def test_recipe_trains_and_checkpoint_reloads(name, tmp_path):
     model, ckpt = load_checkpoint(tmp_path / "m.pt")
     assert ckpt["recipe"] == name
     assert isinstance(model, WDSpikingformer if name == "wta-causal" else WESpikingformer)
+    # every layer's integer tensors as a checked vector file
+    from golden.vectors import load_vectors
+    from spikeforge.wta_trained import model_layer_vectors
+
+    vectors = load_vectors(model_layer_vectors(tmp_path / "m.pt", tmp_path / "layers"), block="wta-model")
+    for key in ("embed__spikes", "block0__attn__q", "block0__attn__wta_index", "block0__mlp__fc2", "logits"):
+        assert key in vectors.arrays
+    assert vectors["block0__attn__q"].shape == (2, 2, 8, 16)       # (T, windows, L, D)
+    assert vectors.meta["wta_specs"]["block0.attn"]["causal"] == (name == "wta-causal")
