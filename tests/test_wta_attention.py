@@ -88,3 +88,15 @@ def test_trained_model_vectors_amaranth_sim():
     spec, _, beats, expected = trained_stream(sequences=4)
     run = run_stream(WTAAttention(spec), beats, len(expected), seed=13, valid_prob=0.8, ready_prob=0.7)
     assert run.outputs == [pack(wta_output_layout(spec), b) for b in expected]
+
+
+def test_cross_attention_with_fewer_queries_than_keys():
+    """Cross-attention: Lq = 5 decoder queries against L = 12 encoder keys, then a new sequence."""
+    spec = WTASpec(length=12, head_dim=6, value_dim=3, score_width=3, k=3, lanes=4)
+    q, k, v = wta_random_qkv(spec, 3, queries=5, seed=8)
+    ref = wta_reference(spec, q, k, v)
+    beats = wta_input_beats(spec, q, k, v)
+    assert len(beats) == 3 * (12 + 5)
+    run = run_stream(WTAAttention(spec), beats, 15, seed=1, valid_prob=0.7, ready_prob=0.5)
+    assert run.outputs == [pack(wta_output_layout(spec), b)
+                           for b in wta_expected_beats(spec, ref["out"], ref["index"], ref["valid"])]
