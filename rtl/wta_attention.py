@@ -6,7 +6,7 @@ Hardware for ``golden.wta.wta_attention`` (one head); the equations are in
 
 from __future__ import annotations
 
-from amaranth import C, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import C, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
