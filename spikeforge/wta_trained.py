@@ -64,7 +64,8 @@ def trained_vectors(checkpoint: str | Path, *, windows: int = 8, lanes: int = 4,
     meta = {"checkpoint_sha256": digest, "recipe": ckpt["recipe"], "layer": layer, "windows": windows,
             "seq_len": seq_len, "metrics": ckpt.get("metrics", {}), "head_dim": spec.head_dim,
             "spike_rate": {n: float(x.double().mean()) for n, x in (("q", q), ("k", k), ("v", v))},
-            "command": f"python -m spikeforge.wta_trained CHECKPOINT --windows {windows} --lanes {lanes}"}
+            "command": f"spikeforge train {ckpt['recipe']} --out CHECKPOINT && "
+                       f"python -m spikeforge.wta_trained CHECKPOINT --windows {windows} --lanes {lanes}"}
     return spec, arrays, meta
 
 
