@@ -178,3 +178,10 @@ def test_hook_counting_of_a_model_without_counters_equals_a_hand_count():
     assert report["macs"] * 3 == 2 * 3 * 64 * 8
     assert report["sops"] * 3 == int(s1.sum()) * 8 + int(s2.sum()) * 10
     assert report["firing_rate"] == (int(s1.sum()) + int(s2.sum())) / (2 * 3 * 8 * 2)
+
+
+def test_every_recommended_architecture_is_trainable():
+    from spikeforge.training import recipe_names
+
+    for arch, (recipe, _) in ARCHITECTURES.items():
+        assert recipe in recipe_names(), arch
