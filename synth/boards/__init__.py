@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from amaranth import Module
+from amaranth import Elaboratable, Module
 
 from .protocol import nbytes
 
@@ -45,7 +45,7 @@ def uart_divisor(clock_hz: float, baud: int) -> int:
     return divisor
 
 
-class BoardTop:
+class BoardTop(Elaboratable):
     """The core wired to a platform's default clock and its ``uart`` resource."""
 
     def __init__(self, core):
@@ -93,7 +93,9 @@ def board_build(board: str, out_dir: Path, spec=None, baud: int = 115200) -> Boa
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        platform.build(BoardTop(core), name="spikeforge_lif", build_dir=str(out_dir), do_program=False)
+        # do_build=False returns the build plan without requiring the board's programmer tool
+        plan = platform.build(BoardTop(core), name="spikeforge_lif", build_dir=str(out_dir), do_build=False)
+        plan.execute_local(str(out_dir))
     except Exception as exc:  # the build script's failure is a subprocess error
         logs = sorted(out_dir.glob("*.tim")) + sorted(out_dir.glob("*.rpt"))
         raise ValueError(f"{board} bitstream build failed ({type(exc).__name__}: {exc}); see {out_dir}"
