@@ -3,12 +3,12 @@
 Signals follow Amaranth's flattening of a ``lib.stream`` member called NAME:
 ``NAME__valid``, ``NAME__ready`` and ``NAME__payload`` (the packed layout).
 
-Timing discipline (simulator independent): every component acts once per
-cycle at the *falling* edge. It writes its outputs, waits for ``ReadOnly`` so
-that combinational paths (a ready that depends on a downstream ready) have
-settled, and only then decides whether a handshake happens on the next rising
-edge. No component ever reads a value in the same delta in which it may still
-change.
+Timing discipline (simulator independent): once per cycle, at the *falling*
+edge, the driver and the monitor write their outputs (valid/payload, ready);
+then, after ``ReadOnly`` (every combinational path, such as a ready that
+depends on a downstream ready, has settled), each decides whether a handshake
+happens on the next rising edge. No value is read in a delta in which it may
+still change. One loop serves both, so a cycle costs two trigger waits.
 """
 
 from __future__ import annotations
@@ -22,39 +22,41 @@ from typing import Callable
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, Event, FallingEdge, ReadOnly, RisingEdge
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
 
 CLOCK_PERIOD_NS = 10
 
 
 class StreamDriver:
-    """Presents ``words`` on stream ``name`` in order, with seeded random valid gaps."""
+    """Presents ``words`` on stream ``name`` in order, with seeded random valid gaps.
+
+    ``present()`` runs after the falling edge (writes valid/payload), ``observe(cycle)``
+    in ReadOnly (a beat is taken when valid and ready are both high).
+    """
 
     def __init__(self, dut, name: str, words: list[int], *, seed: int, valid_prob: float):
         self.valid = getattr(dut, f"{name}__valid")
         self.ready = getattr(dut, f"{name}__ready")
         self.payload = getattr(dut, f"{name}__payload")
-        self.clk = dut.clk
         self.words, self.rng, self.valid_prob = words, random.Random(seed), valid_prob
         self.sent = 0
+        self.showing = False
         self.accept_cycles: list[int] = []
 
-    async def run(self, cycle_counter: "CycleCounter"):
-        self.valid.value = 0
-        index = 0
-        while index < len(self.words):
-            await FallingEdge(self.clk)
-            show = self.rng.random() < self.valid_prob
-            self.valid.value = int(show)
-            if show:
-                self.payload.value = self.words[index]
-            await ReadOnly()
-            if show and int(self.ready.value):
-                self.accept_cycles.append(cycle_counter.cycle)
-                index += 1
-        await FallingEdge(self.clk)
-        self.valid.value = 0
-        self.sent = index
+    @property
+    def done(self) -> bool:
+        return self.sent >= len(self.words)
+
+    def present(self):
+        self.showing = not self.done and self.rng.random() < self.valid_prob
+        self.valid.value = int(self.showing)
+        if self.showing:
+            self.payload.value = self.words[self.sent]
+
+    def observe(self, cycle: int):
+        if self.showing and int(self.ready.value):
+            self.accept_cycles.append(cycle)
+            self.sent += 1
 
 
 class StreamMonitor:
@@ -64,19 +66,18 @@ class StreamMonitor:
         self.valid = getattr(dut, f"{name}__valid")
         self.ready = getattr(dut, f"{name}__ready")
         self.payload = getattr(dut, f"{name}__payload")
-        self.clk = dut.clk
         self.rng, self.ready_prob, self.on_beat = random.Random(seed), ready_prob, on_beat
+        self.taking = False
         self.output_cycles: list[int] = []  # always kept: the result reports the last one
 
-    async def run(self, cycle_counter: "CycleCounter"):
-        while True:
-            await FallingEdge(self.clk)
-            take = self.rng.random() < self.ready_prob
-            self.ready.value = int(take)
-            await ReadOnly()
-            if take and int(self.valid.value):
-                self.output_cycles.append(cycle_counter.cycle)
-                self.on_beat(self.payload.value.to_unsigned())
+    def present(self):
+        self.taking = self.rng.random() < self.ready_prob
+        self.ready.value = int(self.taking)
+
+    def observe(self, cycle: int):
+        if self.taking and int(self.valid.value):
+            self.output_cycles.append(cycle)
+            self.on_beat(self.payload.value.to_unsigned())
 
 
 @dataclass
@@ -91,7 +92,10 @@ class InOrderChecker:
     received: int = 0
     errors: int = 0
     first_errors: list = field(default_factory=list)
-    done: Event = field(default_factory=Event)
+
+    @property
+    def done(self) -> bool:
+        return self.received >= len(self.expected)
 
     def check(self, bits: int):
         if self.received >= len(self.expected):
@@ -103,21 +107,6 @@ class InOrderChecker:
             if len(self.first_errors) < 5:
                 self.first_errors.append([self.received, hex(bits), hex(self.expected[self.received])])
         self.received += 1
-        if self.received >= len(self.expected):
-            self.done.set()
-
-
-class CycleCounter:
-    """Counts rising clock edges since reset was released; cycle 0 is the first one after."""
-
-    def __init__(self, clk):
-        self.clk, self.cycle = clk, 0
-
-    async def run(self):
-        while True:
-            await FallingEdge(self.clk)  # value read by the others during this cycle
-            await RisingEdge(self.clk)
-            self.cycle += 1
 
 
 @dataclass
@@ -199,31 +188,36 @@ async def run_stream_bench(dut, config: BenchConfig, words_in: list[int], expect
     dut.rst.value = 0
 
     checker = InOrderChecker(expected)
-    counter = CycleCounter(dut.clk)
     driver = StreamDriver(dut, in_name, words_in, seed=config.seed, valid_prob=config.valid_prob)
     monitor = StreamMonitor(dut, out_name, seed=config.seed + 1, ready_prob=config.ready_prob,
                             on_beat=checker.check)
     if timeout_cycles is None:
         gaps = 1.0 / max(1e-3, min(config.valid_prob, config.ready_prob))
         timeout_cycles = int(4 * gaps * (len(words_in) + len(expected))) + 1000
+    # One loop acts for driver, monitor and cycle counter: two trigger waits per cycle in all.
+    # A few cycles after the last expected beat catch beats the design must not produce.
     start = time.perf_counter()
-    tasks = [cocotb.start_soon(counter.run()), cocotb.start_soon(driver.run(counter)),
-             cocotb.start_soon(monitor.run(counter))]
-    if expected:
-        while not checker.done.is_set() and counter.cycle < timeout_cycles:
-            await ClockCycles(dut.clk, 64)
-    # a few more cycles catch beats the design must not produce
-    await ClockCycles(dut.clk, 8)
+    cycle, drain = 0, 8
+    while cycle < timeout_cycles and drain > 0:
+        await FallingEdge(dut.clk)
+        driver.present()
+        monitor.present()
+        await ReadOnly()
+        driver.observe(cycle)
+        monitor.observe(cycle)
+        cycle += 1
+        if checker.done and driver.done:
+            drain -= 1
     wall = time.perf_counter() - start
-    for task in tasks:
-        task.cancel()
+    await FallingEdge(dut.clk)
+    getattr(dut, f"{in_name}__valid").value = 0
     missing = max(0, len(expected) - checker.received)
     checker.errors += missing
     result = BenchResult(
         beats_in=len(words_in), beats_expected=len(expected), beats_checked=checker.received,
         mismatches=checker.errors,
         cycles=monitor.output_cycles[-1] + 1 if monitor.output_cycles else 0,
-        simulated_cycles=counter.cycle, wall_seconds=wall,
+        simulated_cycles=cycle, wall_seconds=wall,
         first_errors=checker.first_errors, missing=missing,
         accept_cycles=driver.accept_cycles if config.keep_cycles else [],
         output_cycles=monitor.output_cycles if config.keep_cycles else [])

@@ -4,6 +4,7 @@
     spikeforge verilog BLOCK [spec options] -o FILE     write a block's Verilog
     spikeforge vectors BLOCK [spec options] -o DIR      write golden reference vectors
     spikeforge check BLOCK --vectors DIR                co-simulate a vector directory under Verilator
+    spikeforge train MODEL [--epochs N] [--set k=v]     train a model, save a checkpoint
     spikeforge demo                                     the main job on built-in defaults
     spikeforge synth BLOCK [spec options] --target T [--pnr]   resources and Fmax on an FPGA
     spikeforge synth --all                              sweep every block, write docs/results/synthesis.md
@@ -120,6 +121,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="seed of the random valid/ready gaps")
     p.add_argument("--valid-prob", type=float, default=0.75)
     p.add_argument("--ready-prob", type=float, default=0.75)
+
+    from .training import recipe_names
+
+    p = sub.add_parser("train", help="train a model (seeded, progress bar, checkpoint, held-out metrics)")
+    p.add_argument("model", metavar="MODEL", choices=recipe_names(),
+                   help=f"one of: {', '.join(recipe_names())}")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", metavar="FILE", help="checkpoint file (default: checkpoints/MODEL.pt)")
+    p.add_argument("--max-minutes", type=float, help="stop after this much training time")
+    p.add_argument("--set", nargs="+", metavar="KEY=VALUE", default=[],
+                   help="override a recipe setting (model size, T, seq_len, ...)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = sub.add_parser("demo", help="generate vectors, build under Verilator, co-simulate, report")
     p.add_argument("--blocks", nargs="+", metavar="BLOCK", choices=block_names(), default=None,
@@ -264,7 +280,18 @@ def cmd_demo(args) -> int:
     return run_demo(args.blocks or block_names(), seed=args.seed, workdir=args.workdir)
 
 
-COMMANDS = {"blocks": cmd_blocks, "verilog": cmd_verilog, "vectors": cmd_vectors, "check": cmd_check,
+def cmd_train(args) -> int:
+    from .training import parse_settings, train
+
+    out = args.out or f"checkpoints/{args.model}.pt"
+    report = train(args.model, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
+                   out=out, max_minutes=args.max_minutes, progress=not args.no_progress,
+                   overrides=parse_settings(args.set))
+    print(report.text())
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "blocks": cmd_blocks, "verilog": cmd_verilog, "vectors": cmd_vectors, "check": cmd_check,
             "demo": cmd_demo, "synth": cmd_synth, "board": cmd_board}
 
 

@@ -1,0 +1,1 @@
+"""Whole-model golden definitions: float (trainable) and integer (after quantization) forwards."""
