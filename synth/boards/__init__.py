@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amaranth import Elaboratable, Module
+from amaranth.lib import io
 
 from .protocol import nbytes
 
@@ -54,8 +55,10 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.core = self.core
-        uart = platform.request("uart", 0)
-        m.d.comb += [self.core.rx.eq(uart.rx.i), uart.tx.o.eq(self.core.tx)]
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx_pin = rx_pin = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx_pin = tx_pin = io.Buffer("o", uart.tx)
+        m.d.comb += [self.core.rx.eq(rx_pin.i), tx_pin.o.eq(self.core.tx)]
         return m
 
 
@@ -74,27 +77,33 @@ class BoardBuild:
                 f"achieved Fmax {fmax}")
 
 
-def board_build(board: str, out_dir: Path, spec=None, baud: int = 115200) -> BoardBuild:
-    """Build the LIF-array UART top for ``board`` into ``out_dir``; return where the bitstream is."""
+def board_plan(board: str, spec=None, baud: int = 115200):
+    """The Amaranth build plan (Verilog/RTLIL, pin constraints, build script) of the LIF UART top."""
     from golden.lif import LIFSpec
     from rtl.lif import LIFArray
 
-    from ..tools import find_tool
     from .top import UARTBlockTop
 
     platform = get_platform(board)
-    spec = spec or LIFSpec()
+    core = UARTBlockTop(LIFArray(spec or LIFSpec()), uart_divisor(platform.default_clk_frequency, baud))
+    # do_build=False returns the plan without requiring the board's programmer tool
+    return platform, platform.build(BoardTop(core), name="spikeforge_lif", do_build=False)
+
+
+def board_build(board: str, out_dir: Path, spec=None, baud: int = 115200) -> BoardBuild:
+    """Build the LIF-array UART top for ``board`` into ``out_dir``; return where the bitstream is."""
+    from ..tools import find_tool
+
+    get_platform(board)
     _, _, needed, suffix = BOARDS[board]
     env = {}
     for tool in needed:  # Amaranth's build script finds each tool through an environment variable
         env[tool.upper().replace("-", "_")] = find_tool(tool)
-    core = UARTBlockTop(LIFArray(spec), uart_divisor(platform.default_clk_frequency, baud))
+    platform, plan = board_plan(board, spec, baud)
     out_dir = Path(out_dir)
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        # do_build=False returns the build plan without requiring the board's programmer tool
-        plan = platform.build(BoardTop(core), name="spikeforge_lif", build_dir=str(out_dir), do_build=False)
         plan.execute_local(str(out_dir))
     except Exception as exc:  # the build script's failure is a subprocess error
         logs = sorted(out_dir.glob("*.tim")) + sorted(out_dir.glob("*.rpt"))
@@ -148,6 +157,8 @@ def board_run(port: str, vectors_dir: Path, baud: int = 115200, timeout: float =
     from .driver import BoardClient, SerialPort
 
     vectors = load_vectors(vectors_dir)
+    if vectors.block != "lif":
+        raise ValueError(f"{vectors_dir} holds {vectors.block!r} vectors; the board runs the LIF array ('lif')")
     spec, beats, expected = get_block("lif").stream_from_vectors(vectors)
     in_layout, out_layout = lif_input_layout(spec), lif_output_layout(spec)
     words = [pack(in_layout, b) for b in beats]
@@ -160,5 +171,5 @@ def board_run(port: str, vectors_dir: Path, baud: int = 115200, timeout: float =
     return compare(outputs, want)
 
 
-__all__ = ["BOARDS", "BoardBuild", "BoardRun", "BoardTop", "board_build", "board_run", "compare", "get_platform",
+__all__ = ["BOARDS", "BoardBuild", "BoardRun", "BoardTop", "board_build", "board_plan", "board_run", "compare", "get_platform",
            "nbytes", "uart_divisor"]
