@@ -64,8 +64,10 @@ class LIFArray(wiring.Component):
     read never misses the write of its group's previous beat (that write happens
     at the latest on the edge the read happens, and the read is transparent).
     With G = 1 every beat depends on the one before it, and the recurrence
-    v -> v' cannot be split over two cycles: a new beat is then accepted only once
-    the previous one leaves stage A's successor in the same edge as its write.
+    v -> v' cannot be split over two cycles: a new beat is then accepted only
+    while stage A is empty and stage B is empty or leaving, i.e. at the earliest
+    on the edge that writes the previous beat's state (seen through the
+    transparent read).
 
     Latency and throughput
     ----------------------
