@@ -119,7 +119,7 @@ class SynthReport:
     target: str
     device: str
     top: str
-    status: str                 # "ok", "does-not-fit" or "pnr-failed"
+    status: str                 # "ok", "does-not-fit", "pnr-failed" (or "failed" in a sweep)
     message: str                # why, when status is not "ok"
     luts: int                   # logic LUTs (LUT4 on ECP5 / iCE40, LUT1-6 on 7-series)
     ffs: int
@@ -141,6 +141,15 @@ class SynthReport:
     cached: bool = False
     pnr: bool = False
     extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def failed(cls, block: str, spec: dict, target: str, message: str) -> "SynthReport":
+        """A row for a configuration the flow could not run (e.g. it does not elaborate)."""
+        tgt = get_target(target)
+        return cls(block=block, spec=spec, target=target, device=tgt.device, top="", status="failed",
+                   message=message, luts=0, ffs=0, bram=0.0, bram_unit=tgt.bram_name, dsp=0, dsp_unit=tgt.dsp_name,
+                   carry=0, lutram=0, memories=[], cells={}, fmax_mhz=None, fmax_constraint_mhz=None,
+                   meets_constraint=None, utilisation={}, tools={}, verilog_sha256="", seconds=0.0)
 
     @property
     def fits(self) -> bool:

@@ -101,7 +101,10 @@ def sweep(block_names: list[str], targets: list[str], progress: Callable[[str], 
         block = get_block(name)
         for label, spec in synth_specs(block):
             for target in targets:
-                report = synth_block(block, spec, target, pnr=SWEEP_TARGETS.get(target, False))
+                try:
+                    report = synth_block(block, spec, target, pnr=SWEEP_TARGETS.get(target, False))
+                except SynthError as exc:  # one bad configuration must not stop the sweep
+                    report = SynthReport.failed(name, spec.to_dict(), target, str(exc))
                 fmax = "" if report.fmax_mhz is None else f", {report.fmax_mhz:.1f} MHz"
                 progress(f"{name:12s} {label:28s} {target:8s} {report.status:12s} {report.luts} LUT, "
                          f"{report.ffs} FF, {report.bram:g} BRAM, {report.dsp} DSP{fmax}"

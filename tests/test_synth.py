@@ -156,3 +156,16 @@ def test_sweep_files_hold_the_report_numbers(tmp_path):
     md = (tmp_path / "s.md").read_text()
     assert "| lif | default | ecp5 | ok | 123 | 7 | 1 | 0 | 3 | 0 | state 16x64 -> EBR (DP16KD) | 117.2 |" in md
     assert "does-not-fit: needs 9 EBR" in md
+
+
+def test_sweep_records_a_configuration_that_does_not_elaborate(monkeypatch):
+    import spikeforge.blocks as registry
+    from synth.run import sweep
+
+    def broken(spec):
+        raise RuntimeError("no such datapath")
+    registry.get_block("lif")  # load the registry, then swap in the broken block
+    monkeypatch.setitem(registry._REGISTRY, "lif", dataclasses.replace(LIF, component=broken))
+    rows = sweep(["lif"], ["xilinx7"], progress=lambda line: None)
+    assert [r.config for r in rows] == ["default", "n_neurons=1024", "n_neurons=1024, lanes=16"]
+    assert all(r.report.status == "failed" and "no such datapath" in r.report.message for r in rows)
