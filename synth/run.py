@@ -39,7 +39,7 @@ def synth_specs(block) -> list[tuple[str, object]]:
     """
     default = block.default_spec()
     specs = [("default", default)]
-    configs = list(block.synth_configs)
+    configs = list(getattr(block, "synth_configs", ()))
     if not configs:
         hints = typing.get_type_hints(block.spec_cls)
         sizes = {f.name: getattr(default, f.name) for f in dataclasses.fields(default)
