@@ -42,7 +42,7 @@ from pathlib import Path
 from . import tools
 
 #: bump when the flow or the report format changes (invalidates the cache)
-FLOW_VERSION = "1"
+FLOW_VERSION = "1"  # (the ABC fallback only changes runs that failed before)
 
 
 @dataclass(frozen=True)
@@ -211,13 +211,25 @@ def cache_key(verilog: str, top: str, target: Target, pnr: bool, versions: dict)
 
 
 _MAPPING = re.compile(r"mapping memory (\S+) via (\S+)")
+_ECP5_FULL = re.compile(r"synth_ecp5 (.*?)-top (\S+) -json (\S+)")
 
 
-def _yosys(script: str, workdir: Path, log_name: str) -> str:
+def _yosys(script: str, workdir: Path, log_name: str, notes: dict | None = None) -> str:
     (workdir / f"{log_name}.ys").write_text(script)
     proc = tools.run_tool("yosys", ["-q", "-l", f"{log_name}.log", "-s", f"{log_name}.ys"], workdir,
                           f"{log_name}.out")
     log = (workdir / f"{log_name}.log").read_text() if (workdir / f"{log_name}.log").exists() else ""
+    fallback = _ECP5_FULL.search(script)
+    if proc.returncode != 0 and "ABC9" in log and fallback and "abc -lut" not in script:
+        # Yosys 0.70's synth_ecp5 always maps LUTs with ABC9, which can trip an internal
+        # assertion (seen on the wrapped 16-lane LIF array); rerun its script with the
+        # classic ABC LUT mapper in place of the map_luts step
+        if notes is not None:
+            notes[log_name] = f"LUTs mapped with abc -lut 4 (ABC9 failed: {tools.error_lines(log)})"
+        args, top, out = fallback.groups()
+        steps = (f"synth_ecp5 {args}-top {top} -run :map_luts\nabc -lut 4 -dress\nclean\n"
+                 f"synth_ecp5 {args}-top {top} -run map_cells: -json {out}")
+        return _yosys(script.replace(fallback.group(0), steps), workdir, log_name, notes)
     if proc.returncode != 0:
         raise SynthError(f"yosys failed on {log_name}: {tools.error_lines(log + proc.stderr)} "
                          f"(log: {workdir / (log_name + '.log')})")
@@ -297,10 +309,11 @@ def synthesize(verilog: str, top: str, target: str, *, pnr: bool = False, block:
 
 def _run_flow(verilog: str, top: str, tgt: Target, pnr: bool, workdir: Path, wrapped_verilog) -> SynthReport:
     (workdir / "block.v").write_text(verilog)
+    notes: dict = {}
     log = _yosys(
         f"read_verilog -sv block.v\nhierarchy -check -top {top}\nproc\nflatten\nmemory -nomap\n"
         f"write_json declared.json\n{tgt.synth_command} -top {top} -json netlist.json\n",
-        workdir, "synth")
+        workdir, "synth", notes)
     memories = _declared_memories(workdir / "declared.json", top)
     mapped = dict(_MAPPING.findall(log))
     for mem in memories:
@@ -317,7 +330,7 @@ def _run_flow(verilog: str, top: str, tgt: Target, pnr: bool, workdir: Path, wra
         luts=int(totals["luts"]), ffs=int(totals["ffs"]), bram=float(totals["bram"]), bram_unit=tgt.bram_name,
         dsp=int(totals["dsp"]), dsp_unit=tgt.dsp_name, carry=int(totals["carry"]), lutram=int(totals["lutram"]),
         memories=memories, cells=dict(sorted(cells.items())), fmax_mhz=None, fmax_constraint_mhz=None,
-        meets_constraint=None, utilisation={}, tools={}, verilog_sha256="", seconds=0.0, pnr=pnr)
+        meets_constraint=None, utilisation={}, tools={}, verilog_sha256="", seconds=0.0, pnr=pnr, extra=notes)
 
     over = _over_capacity(tgt, totals)
     if over:
@@ -333,7 +346,7 @@ def _run_flow(verilog: str, top: str, tgt: Target, pnr: bool, workdir: Path, wra
         raise SynthError("place and route needs the wrapper Verilog (wrapped_verilog)")
     (workdir / "wrapped.v").write_text(wrapped_verilog())
     _yosys(f"read_verilog -sv wrapped.v\n{tgt.synth_command} -top synth_top -json wrapped.json\n", workdir,
-           "synth_wrapped")
+           "synth_wrapped", report.extra)
     args = [*tgt.pnr_args, "--json", "wrapped.json", "--freq", f"{tgt.freq_mhz:g}", "--seed", "1",
             "--timing-allow-fail", "--report", "pnr_report.json", "-q", "-l", "pnr.log"]
     args += ["--textcfg", "pnr.config"] if tgt.name == "ecp5" else ["--asc", "pnr.asc"]

@@ -114,7 +114,7 @@ def sweep(block_names: list[str], targets: list[str], progress: Callable[[str], 
 
 
 CSV_FIELDS = ("block", "config", "target", "device", "status", "luts", "ffs", "bram", "bram_unit", "dsp", "dsp_unit",
-              "carry", "lutram", "memories", "fmax_mhz", "fmax_constraint_mhz", "meets_constraint", "spec", "message")
+              "carry", "lutram", "memories", "fmax_mhz", "fmax_constraint_mhz", "meets_constraint", "spec", "message", "notes")
 
 
 def _row_values(row: SweepRow) -> dict:
@@ -125,7 +125,8 @@ def _row_values(row: SweepRow) -> dict:
             "fmax_mhz": "" if r.fmax_mhz is None else f"{r.fmax_mhz:.1f}",
             "fmax_constraint_mhz": "" if r.fmax_constraint_mhz is None else f"{r.fmax_constraint_mhz:g}",
             "meets_constraint": "" if r.meets_constraint is None else str(r.meets_constraint).lower(),
-            "spec": json.dumps(r.spec, sort_keys=True), "message": r.message}
+            "spec": json.dumps(r.spec, sort_keys=True), "message": r.message,
+            "notes": "; ".join(f"{k}: {v}" for k, v in sorted(r.extra.items()))}
 
 
 def write_csv(rows: list[SweepRow], path: Path) -> None:
@@ -159,14 +160,19 @@ def write_markdown(rows: list[SweepRow], path: Path, csv_name: str) -> None:
         "| block | config | target | status | LUT | FF | BRAM | DSP | carry | LUT RAM | memories | Fmax (MHz) |",
         "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
+    notes = []
     for row in rows:
         v = _row_values(row)
         status = v["status"] if v["status"] == "ok" else f"{v['status']}: {v['message']}"
+        if v["notes"]:
+            notes.append(v["notes"])
+            status += f" [{len(notes)}]"
         fmax = v["fmax_mhz"] or "-"
         if v["meets_constraint"] == "false":
             fmax += " (below constraint)"
         lines.append(f"| {v['block']} | {v['config']} | {v['target']} | {status} | {v['luts']} | {v['ffs']} | "
                      f"{v['bram']} | {v['dsp']} | {v['carry']} | {v['lutram']} | {v['memories']} | {fmax} |")
-    lines += ["", "Units: BRAM on ECP5 = DP16KD (18 kbit EBR), on iCE40 = SB_RAM40_4K (4 kbit), on 7-series =",
+    lines += [""] + [f"[{i}] {n}" for i, n in enumerate(notes, 1)] + ([""] if notes else [])
+    lines += ["Units: BRAM on ECP5 = DP16KD (18 kbit EBR), on iCE40 = SB_RAM40_4K (4 kbit), on 7-series =",
               "RAMB36E1 (RAMB18E1 counts 0.5); DSP = MULT18X18D / SB_MAC16 / DSP48E1.", ""]
     Path(path).write_text("\n".join(lines))
