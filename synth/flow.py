@@ -165,7 +165,8 @@ class SynthReport:
     def memory_summary(self) -> str:
         if not self.memories:
             return "none"
-        return "; ".join(f"{m['name']} {m['depth']}x{m['width']} -> {m['mapped_to']}" for m in self.memories)
+        return "; ".join(f"{m['name']} {m['depth']}x{m['width']} -> {_describe_mapping(m['mapped_to'])}"
+                         for m in self.memories)
 
     def table(self) -> str:
         """A two-column text table for the terminal."""
@@ -256,7 +257,9 @@ def _declared_memories(netlist: Path, top: str) -> list[dict]:
 
 
 def _describe_mapping(cell: str) -> str:
-    kinds = {"DP16KD": "EBR (DP16KD)", "DPR16X4": "LUT RAM (DPR16X4)", "RAM4K": "BRAM (SB_RAM40_4K)",
+    if "(" in cell:  # already described
+        return cell
+    kinds = {"PDPW16KD": "EBR (PDPW16KD)", "DP16KD": "EBR (DP16KD)", "DPR16X4": "LUT RAM (DPR16X4)", "RAM4K": "BRAM (SB_RAM40_4K)",
              "SPRAM": "SPRAM", "BLOCKRAM": "BRAM (RAMB18E1/RAMB36E1)", "LUTRAM": "LUT RAM (RAM32M/RAM64M)",
              "SRL": "shift register (SRL)"}
     for key, text in kinds.items():

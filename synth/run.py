@@ -173,6 +173,6 @@ def write_markdown(rows: list[SweepRow], path: Path, csv_name: str) -> None:
         lines.append(f"| {v['block']} | {v['config']} | {v['target']} | {status} | {v['luts']} | {v['ffs']} | "
                      f"{v['bram']} | {v['dsp']} | {v['carry']} | {v['lutram']} | {v['memories']} | {fmax} |")
     lines += [""] + [f"[{i}] {n}" for i, n in enumerate(notes, 1)] + ([""] if notes else [])
-    lines += ["Units: BRAM on ECP5 = DP16KD (18 kbit EBR), on iCE40 = SB_RAM40_4K (4 kbit), on 7-series =",
+    lines += ["Units: BRAM on ECP5 = DP16KD / PDPW16KD (18 kbit EBR), on iCE40 = SB_RAM40_4K (4 kbit), on 7-series =",
               "RAMB36E1 (RAMB18E1 counts 0.5); DSP = MULT18X18D / SB_MAC16 / DSP48E1.", ""]
     Path(path).write_text("\n".join(lines))
