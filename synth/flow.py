@@ -42,7 +42,7 @@ from pathlib import Path
 from . import tools
 
 #: bump when the flow or the report format changes (invalidates the cache)
-FLOW_VERSION = "1"  # (the ABC fallback only changes runs that failed before)
+FLOW_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,9 @@ class Target:
     capacity: dict
     bram_name: str
     dsp_name: str
+    #: bits of one block RAM (unit of ``capacity["bram"]``) and of distributed RAM per LUT
+    bram_bits: int
+    lutram_bits_per_lut: int
     #: cell type -> (resource, weight); unknown types count under "other"
     cells: dict
 
@@ -86,17 +89,20 @@ TARGETS = {
         name="ecp5", device="LFE5U-85F-6BG381 (ECP5-85, speed 6)", synth_command="synth_ecp5",
         pnr_tool="nextpnr-ecp5", pnr_args=("--85k", "--speed", "6", "--package", "CABGA381"), freq_mhz=100,
         capacity={"luts": 83640, "ffs": 83640, "bram": 208, "dsp": 156},
-        bram_name="DP16KD (18 kbit EBR)", dsp_name="MULT18X18D", cells=_ECP5_CELLS),
+        bram_name="DP16KD (18 kbit EBR)", dsp_name="MULT18X18D", bram_bits=18432, lutram_bits_per_lut=16,
+        cells=_ECP5_CELLS),
     "ice40": Target(
         name="ice40", device="iCE40UP5K-SG48", synth_command="synth_ice40",
         pnr_tool="nextpnr-ice40", pnr_args=("--up5k", "--package", "sg48"), freq_mhz=24,
         capacity={"luts": 5280, "ffs": 5280, "bram": 30, "dsp": 8},
-        bram_name="SB_RAM40_4K (4 kbit)", dsp_name="SB_MAC16", cells=_ICE40_CELLS),
+        bram_name="SB_RAM40_4K (4 kbit)", dsp_name="SB_MAC16", bram_bits=4096, lutram_bits_per_lut=0,
+        cells=_ICE40_CELLS),
     "xilinx7": Target(
         name="xilinx7", device="xc7a100t (Artix-7, post-synthesis only)",
         synth_command="synth_xilinx -family xc7 -noiopad -noclkbuf", pnr_tool=None, pnr_args=(), freq_mhz=0,
         capacity={"luts": 63400, "ffs": 126800, "bram": 135, "dsp": 240},
-        bram_name="RAMB36E1 (36 kbit; RAMB18E1 = 0.5)", dsp_name="DSP48E1", cells=_XC7_CELLS),
+        bram_name="RAMB36E1 (36 kbit; RAMB18E1 = 0.5)", dsp_name="DSP48E1", bram_bits=36864,
+        lutram_bits_per_lut=64, cells=_XC7_CELLS),
 }
 
 
@@ -313,11 +319,28 @@ def synthesize(verilog: str, top: str, target: str, *, pnr: bool = False, block:
 def _run_flow(verilog: str, top: str, tgt: Target, pnr: bool, workdir: Path, wrapped_verilog) -> SynthReport:
     (workdir / "block.v").write_text(verilog)
     notes: dict = {}
+    _yosys(f"read_verilog -sv block.v\nhierarchy -check -top {top}\nproc\nflatten\nmemory -nomap\n"
+           f"write_json declared.json\n", workdir, "declare", notes)
+    memories = _declared_memories(workdir / "declared.json", top)
+    declared_bits = sum(m["bits"] for m in memories)
+    storage = (tgt.capacity["bram"] * tgt.bram_bits + tgt.capacity["luts"] * tgt.lutram_bits_per_lut
+               + tgt.capacity["ffs"])
+    if declared_bits > storage:
+        # no mapping can hold it: say so before a long synthesis
+        for mem in memories:
+            mem["mapped_to"] = "not synthesised"
+        return SynthReport(
+            block="", spec={}, target=tgt.name, device=tgt.device, top=top, status="does-not-fit",
+            message=(f"does not fit on {tgt.device}: the design declares {declared_bits} bits of memory; the "
+                     f"device holds at most {storage} ({tgt.capacity['bram']} x {tgt.bram_name}"
+                     + (f", LUT RAM" if tgt.lutram_bits_per_lut else "") + f", {tgt.capacity['ffs']} flip-flops)"),
+            luts=0, ffs=0, bram=0.0, bram_unit=tgt.bram_name, dsp=0, dsp_unit=tgt.dsp_name, carry=0, lutram=0,
+            memories=memories, cells={}, fmax_mhz=None, fmax_constraint_mhz=None, meets_constraint=None,
+            utilisation={}, tools={}, verilog_sha256="", seconds=0.0, pnr=pnr, extra=notes)
     log = _yosys(
         f"read_verilog -sv block.v\nhierarchy -check -top {top}\nproc\nflatten\nmemory -nomap\n"
         f"write_json declared.json\n{tgt.synth_command} -top {top} -json netlist.json\n",
         workdir, "synth", notes)
-    memories = _declared_memories(workdir / "declared.json", top)
     mapped = dict(_MAPPING.findall(log))
     for mem in memories:
         via = next((v for k, v in mapped.items() if k.split(".")[-1] == mem["name"] or k.endswith("." + mem["name"])),

@@ -60,18 +60,31 @@ def test_small_lif_report_is_plausible(target, tmp_path):
 
 
 def test_design_that_cannot_fit_is_reported_not_raised(tmp_path, capsys):
-    # 16384 neurons x 16 bits = 256 kbit of state; an SB_RAM40_4K holds 4 kbit, so 64 are
-    # needed and the UP5K has 30
+    # 8192 neurons x 16 bits = 131072 bits of state (1024 words of 8 lanes); the UP5K holds at
+    # most 30 x 4096 (SB_RAM40_4K) + 5280 flip-flops = 128160 bits, so no mapping can fit
     out = tmp_path / "big.json"
-    code = main(["synth", "lif", "--n-neurons", "16384", "--lanes", "1", "--target", "ice40", "--pnr",
+    code = main(["synth", "lif", "--n-neurons", "8192", "--lanes", "8", "--target", "ice40", "--pnr",
                  "-o", str(out)])
     assert code == 1
     report = json.loads(out.read_text())
-    assert report["status"] == "does-not-fit" and report["bram"] == 64
-    assert "needs 64 SB_RAM40_4K" in report["message"] and "the device has 30" in report["message"]
-    assert report["fmax_mhz"] is None
+    assert report["status"] == "does-not-fit" and report["fmax_mhz"] is None
+    assert "declares 131072 bits of memory" in report["message"]
+    assert "holds at most 128160" in report["message"]
     err = capsys.readouterr().err
     assert "does not fit on iCE40UP5K" in err
+
+
+def test_counts_over_the_device_are_named():
+    from collections import Counter
+
+    from synth.flow import _over_capacity
+
+    # 64 block RAMs and 6000 LUTs on a UP5K (30 SB_RAM40_4K, 5280 LUTs); FFs and DSPs are fine
+    over = _over_capacity(get_target("ice40"), Counter({"bram": 64, "luts": 6000, "ffs": 10}))
+    assert over == ["needs 6000 LUTs, the device has 5280", "needs 64 SB_RAM40_4K (4 kbit), the device has 30"]
+    # on ECP5 a CCU2C occupies two LUT sites: 83000 LUT4 + 400 CCU2C = 83800 > 83640
+    assert _over_capacity(get_target("ecp5"), Counter({"luts": 83000, "carry": 400})) == [
+        "needs 83800 LUTs, the device has 83640"]
 
 
 def test_cli_prints_the_table_and_writes_json(tmp_path, capsys):
