@@ -49,8 +49,12 @@ def _sha256(array: np.ndarray) -> str:
 
 
 def save_vectors(directory, block: str, spec: dict[str, Any], seed: int,
-                 arrays: dict[str, Any], meta: dict[str, Any] | None = None) -> Path:
-    """Write ``arrays`` (name -> array-like) and their manifest into ``directory``."""
+                 arrays: dict[str, Any], meta: dict[str, Any] | None = None, *, compressed: bool = False) -> Path:
+    """Write ``arrays`` (name -> array-like) and their manifest into ``directory``.
+
+    ``compressed=True`` deflates the .npz (for vector files committed to the repository);
+    ``load_vectors`` reads both forms, and the hashes are of the arrays, not the file.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     np_arrays = {}
@@ -59,7 +63,7 @@ def save_vectors(directory, block: str, spec: dict[str, Any], seed: int,
         if a.dtype.kind not in "iub":
             raise VectorFileError(f"array {name!r} has dtype {a.dtype}; reference vectors are integers")
         np_arrays[name] = a
-    np.savez(directory / ARRAYS, **np_arrays)
+    (np.savez_compressed if compressed else np.savez)(directory / ARRAYS, **np_arrays)
     manifest = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,

@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from golden import data
 
 #: recipe modules, listed in the order `spikeforge train --help` shows them
-TRAIN_MODULES = ("spiking_mlp", "spikformer")
+TRAIN_MODULES = ("spiking_mlp", "spikformer", "wta_causal", "wta_mlm", "matterhorn", "lsformer")
 
 TASKS = ("digits", "text-causal", "text-mlm")
 #: keys of a recipe's ``defaults`` that configure training, not the model

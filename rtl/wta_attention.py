@@ -1,0 +1,336 @@
+"""WTA attention unit: scores by AND-popcount (or dot products), causal mask, top-k, sum of V rows.
+
+Hardware for ``golden.wta.wta_attention`` (one head); the equations are in
+``golden/wta.py`` and ``docs/numeric-contract.md`` and are implemented here bit for bit.
+"""
+
+from __future__ import annotations
+
+from amaranth import C, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.wta import WTASpec, wta_attention
+
+from .topk import insert_candidate, slot_layout
+
+KIND_LOAD, KIND_QUERY = 0, 1
+
+
+def qk_shape(spec: WTASpec):
+    return signed(spec.qk_width) if spec.qk_signed else unsigned(1)
+
+
+def v_shape(spec: WTASpec):
+    return signed(spec.v_width) if spec.v_signed else unsigned(1)
+
+
+def score_shape(spec: WTASpec):
+    return signed(spec.score_width) if spec.score_signed else unsigned(spec.score_width)
+
+
+def wta_input_layout(spec: WTASpec) -> data.StructLayout:
+    """One beat: ``kind`` 0 = load a K/V row (``qk`` = K row, ``v`` = V row), 1 = a query (``qk`` = Q row)."""
+    return data.StructLayout({
+        "kind": unsigned(1),
+        "qk": data.ArrayLayout(qk_shape(spec), spec.head_dim),
+        "v": data.ArrayLayout(v_shape(spec), spec.value_dim),
+    })
+
+
+def wta_output_layout(spec: WTASpec) -> data.StructLayout:
+    """One beat per query: ``out`` (Dv signed values), the winners' ``index`` in rank order and
+    their ``valid`` bits (bit r = rank r)."""
+    k = spec.top_k
+    return data.StructLayout({
+        "out": data.ArrayLayout(signed(spec.out_width), spec.value_dim),
+        "index": data.ArrayLayout(unsigned(spec.topk_spec().index_width), k),
+        "valid": unsigned(k),
+    })
+
+
+def _tree_sum(terms):
+    terms = list(terms)
+    while len(terms) > 1:
+        nxt = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)]
+        if len(terms) % 2:
+            nxt.append(terms[-1])
+        terms = nxt
+    return terms[0]
+
+
+class WTAAttention(wiring.Component):
+    """One head of winner-take-all attention on a single input stream.
+
+    Protocol: a sequence is L ``load`` beats (K row j and V row j, j = 0 .. L - 1, in
+    order) followed by its query beats (query i = 0, 1, ...; L of them for
+    self-attention). A load beat after a query starts the next sequence (row 0, query
+    counter back to 0). Each query produces one output beat.
+
+    Datapath: K is kept in an ``amaranth.lib.memory.Memory`` of G = ceil(L / P) words
+    of P rows (written one row at a time through a lane-granular write port), V in a
+    memory of L rows. For a query, P lanes compute P (query, key) scores per cycle
+    (AND + popcount for spikes, an exact dot product for multi-bit Q/K), mask them
+    (causal: j <= i; j < L; score >= min_score) and insert them, in key order, into k
+    rank-ordered slots (``rtl.topk.insert_candidate``: strict >, so ties keep the lower
+    key index). Then the winners' V rows are read one per cycle and summed; the sum is
+    multiplied by the reciprocal R (or passed through in fold mode) into the output
+    register.
+
+    Latency and throughput
+    ----------------------
+    * Load beats: 1 per cycle.
+    * A query accepted in cycle c has its output valid in cycle c + G + k + 2
+      (``latency(spec)``): G cycles of scores, k + 1 cycles of V reads (one cycle of
+      read latency), the product and the output register in the last of them.
+    * Throughput: one query every G + k + 2 cycles (``query_interval(spec)``), the
+      next query being accepted in the cycle its predecessor's output appears. For
+      L = 64, P = 4, k = 4: 16 + 4 + 2 = 22 cycles per query, and a whole head
+      (64 loads + 64 queries) takes 64 + 64 * 22 = 1472 cycles plus the last latency tail.
+    * Back-pressure: a finished query waits in the V-sum state while the output
+      register is full and not taken; load beats are held in the meantime.
+
+    Members
+    -------
+    i_stream : In(stream.Signature(wta_input_layout(spec)))
+    o_stream : Out(stream.Signature(wta_output_layout(spec)))
+    """
+
+    def __init__(self, spec: WTASpec):
+        if not isinstance(spec, WTASpec):
+            self._MustUse__silence = True      # a refused object is never elaborated: no warning
+            raise TypeError(f"WTAAttention needs a WTASpec, got {type(spec).__name__}")
+        self.spec = spec
+        super().__init__({
+            "i_stream": In(stream.Signature(wta_input_layout(spec))),
+            "o_stream": Out(stream.Signature(wta_output_layout(spec))),
+        })
+
+    @staticmethod
+    def latency(spec: WTASpec) -> int:
+        """Cycles from a query's accept to its output beat: G + k + 2."""
+        return spec.groups + spec.top_k + 2
+
+    @staticmethod
+    def query_interval(spec: WTASpec) -> int:
+        """Cycles between accepted queries without back-pressure: G + k + 2."""
+        return spec.groups + spec.top_k + 2
+
+    def elaborate(self, platform):
+        spec = self.spec
+        m = Module()
+        length, lanes, groups, k = spec.length, spec.lanes, spec.groups, spec.top_k
+        d, dv = spec.head_dim, spec.value_dim
+        iw = spec.topk_spec().index_width
+        row_layout = data.ArrayLayout(qk_shape(spec), d)
+
+        m.submodules.kmem = kmem = memory.Memory(shape=data.ArrayLayout(row_layout, lanes), depth=groups, init=[])
+        m.submodules.vmem = vmem = memory.Memory(shape=data.ArrayLayout(v_shape(spec), dv), depth=length, init=[])
+        kw = kmem.write_port(granularity=1)
+        kr = kmem.read_port()
+        vw = vmem.write_port()
+        vr = vmem.read_port()
+
+        payload = self.i_stream.payload
+        kv_row = Signal(range(length + 1), name="kv_row")
+        kv_group = Signal(range(groups + 1), name="kv_group")
+        kv_lane = Signal(range(lanes), name="kv_lane")
+        querying = Signal(name="querying")   # the last beat was a query: the next load is row 0
+        q_index = Signal(range(length), name="q_index")
+        q_reg = Signal(row_layout, name="q_reg")
+        group = Signal(range(groups), name="group")
+        rank = Signal(range(k + 1), name="rank")
+        slot_lay = slot_layout(iw, score_shape(spec))
+        slots = [Signal(slot_lay, name=f"slot{r}") for r in range(k)]
+        acc_shape = signed(spec.acc_width)
+        acc = [Signal(acc_shape, name=f"acc{e}") for e in range(dv)]
+
+        out_free = ~self.o_stream.valid | self.o_stream.ready
+        with m.If(self.o_stream.ready):
+            m.d.sync += self.o_stream.valid.eq(0)
+
+        def emit(values):
+            """Write the output register (the caller checked out_free)."""
+            m.d.sync += self.o_stream.valid.eq(1)
+            for e in range(dv):
+                scaled = values[e] if spec.scale_mode == "fold" else values[e] * C(spec.reciprocal, unsigned(
+                    max(1, spec.reciprocal.bit_length())))
+                m.d.sync += self.o_stream.payload.out[e].eq(scaled)
+            for r in range(k):
+                ok = slots[r].valid
+                m.d.sync += [self.o_stream.payload.valid[r].eq(ok),
+                             self.o_stream.payload.index[r].eq(Mux(ok, slots[r].index, 0))]
+            m.d.sync += q_index.eq(Mux(q_index == length - 1, 0, q_index + 1))
+
+        # load path: comb write ports, active on an accepted load beat
+        row0 = querying
+        eff_row = Mux(row0, 0, kv_row)
+        eff_group = Mux(row0, 0, kv_group)
+        eff_lane = Mux(row0, 0, kv_lane)
+        load = Signal(name="load")
+        m.d.comb += [kw.addr.eq(eff_group), vw.addr.eq(eff_row), vw.data.eq(payload.v)]
+        for p in range(lanes):
+            m.d.comb += kw.data[p].eq(payload.qk)
+            m.d.comb += kw.en[p].eq(load & (eff_lane == p))
+        m.d.comb += vw.en.eq(load)
+
+        m.d.comb += kr.en.eq(1)
+        m.d.comb += vr.en.eq(1)
+
+        with m.FSM(name="fsm"):
+            with m.State("IDLE"):
+                m.d.comb += self.i_stream.ready.eq(1)
+                m.d.comb += kr.addr.eq(0)
+                with m.If(self.i_stream.valid):
+                    with m.If(payload.kind == KIND_LOAD):
+                        m.d.comb += load.eq(1)
+                        last_lane = eff_lane == lanes - 1
+                        m.d.sync += [kv_row.eq(eff_row + 1),
+                                     kv_lane.eq(Mux(last_lane, 0, eff_lane + 1)),
+                                     kv_group.eq(Mux(last_lane, eff_group + 1, eff_group)),
+                                     querying.eq(0)]
+                        with m.If(row0):
+                            m.d.sync += q_index.eq(0)
+                    with m.Else():
+                        m.d.sync += [q_reg.eq(payload.qk), querying.eq(1), group.eq(0)]
+                        m.d.sync += [s.eq(0) for s in slots]
+                        m.d.sync += [a.eq(0) for a in acc]
+                        m.next = "SCORE"
+
+            with m.State("SCORE"):
+                # kr.data holds group `group` (its address was presented last cycle)
+                m.d.comb += kr.addr.eq(group + 1)
+                cur = slots
+                for p in range(lanes):
+                    krow = kr.data[p]
+                    if spec.qk_signed:
+                        terms = [q_reg[e] * krow[e] for e in range(d)]
+                    else:
+                        terms = [q_reg[e] & krow[e] for e in range(d)]
+                    score = Signal(score_shape(spec), name=f"score{p}")
+                    m.d.comb += score.eq(_tree_sum(terms))
+                    j = Signal(range(groups * lanes), name=f"key{p}")
+                    m.d.comb += j.eq(group * lanes + p)
+                    elig = (score >= spec.min_score)
+                    if groups * lanes > length:
+                        elig = elig & (j < length)
+                    if spec.causal:
+                        elig = elig & (j <= q_index)
+                    cur = insert_candidate(m, cur, elig, score, j[:iw], f"lane{p}")
+                m.d.sync += [slots[r].eq(cur[r]) for r in range(k)]
+                with m.If(group == groups - 1):
+                    m.d.sync += rank.eq(0)
+                    m.next = "ACC"
+                with m.Else():
+                    m.d.sync += group.eq(group + 1)
+
+            with m.State("ACC"):
+                # present winner `rank`'s V address; vr.data holds winner rank - 1's row
+                addr = Signal(range(length), name="v_addr")
+                with m.Switch(rank):
+                    for r in range(k):
+                        with m.Case(r):
+                            m.d.comb += addr.eq(slots[r].index)
+                m.d.comb += vr.addr.eq(addr)
+                prev_valid = Signal(name="prev_valid")
+                with m.Switch(rank):
+                    for r in range(1, k + 1):
+                        with m.Case(r):
+                            m.d.comb += prev_valid.eq(slots[r - 1].valid)
+                total = [Signal(acc_shape, name=f"total{e}") for e in range(dv)]
+                for e in range(dv):
+                    m.d.comb += total[e].eq(acc[e] + Mux(prev_valid, vr.data[e], 0))
+                with m.If(rank == k):
+                    with m.If(out_free):
+                        emit(total)
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.sync += [acc[e].eq(total[e]) for e in range(dv)]
+                        m.next = "HOLD"
+                with m.Else():
+                    m.d.sync += [acc[e].eq(total[e]) for e in range(dv)]
+                    m.d.sync += rank.eq(rank + 1)
+
+            with m.State("HOLD"):
+                with m.If(out_free):
+                    emit(acc)
+                    m.next = "IDLE"
+        return m
+
+
+# ---------------------------------------------------------------------------
+# Beats <-> golden arrays
+
+
+def wta_input_beats(spec: WTASpec, q, k, v) -> list[dict]:
+    """Golden Q (S, Lq, D), K (S, L, D), V (S, L, Dv) -> per sequence L load beats then Lq query beats."""
+    if q.ndim != 3 or k.ndim != 3 or v.ndim != 3:
+        raise ValueError(f"WTA vectors: q, k, v must be 3-D (sequences, rows, dim); got shapes "
+                         f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    if tuple(k.shape[1:]) != (spec.length, spec.head_dim) or tuple(v.shape[1:]) != (spec.length, spec.value_dim) \
+            or q.shape[2] != spec.head_dim or not (q.shape[0] == k.shape[0] == v.shape[0]):
+        raise ValueError(f"WTA vectors: shapes q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)} do "
+                         f"not match the spec (L = {spec.length}, D = {spec.head_dim}, Dv = {spec.value_dim})")
+    from golden import fixed
+
+    fixed.check_range(q, spec.qk_width, spec.qk_signed, "WTA queries Q")
+    fixed.check_range(k, spec.qk_width, spec.qk_signed, "WTA keys K")
+    fixed.check_range(v, spec.v_width, spec.v_signed, "WTA values V")
+    beats = []
+    zeros_v = [0] * spec.value_dim
+    for s in range(q.shape[0]):
+        for j in range(spec.length):
+            beats.append({"kind": KIND_LOAD, "qk": [int(x) for x in k[s, j]], "v": [int(x) for x in v[s, j]]})
+        for i in range(q.shape[1]):
+            beats.append({"kind": KIND_QUERY, "qk": [int(x) for x in q[s, i]], "v": zeros_v})
+    return beats
+
+
+def wta_expected_beats(spec: WTASpec, out, index, valid) -> list[dict]:
+    """Golden out (S, Lq, Dv), index and valid (S, Lq, k) -> one output beat per query."""
+    beats = []
+    for s in range(out.shape[0]):
+        for i in range(out.shape[1]):
+            beats.append({"out": [int(x) for x in out[s, i]], "index": [int(x) for x in index[s, i]],
+                          "valid": sum(int(b) << r for r, b in enumerate(valid[s, i]))})
+    return beats
+
+
+def wta_random_qkv(spec: WTASpec, sequences: int, queries: int | None = None, seed: int = 0):
+    """Seeded Q (S, Lq, D), K (S, L, D), V (S, L, Dv).
+
+    Spike Q/K rows have a firing density drawn per row from {0, 0.1, 0.3, 0.6, 1}
+    so that all-equal scores (all-zero or all-one rows) and many ties occur; multi-bit
+    Q/K are uniform over their range with some rows of a constant. V is uniform over
+    its range.
+    """
+    import torch
+
+    from golden import fixed
+
+    if sequences < 1:
+        raise ValueError(f"need sequences >= 1, got {sequences}")
+    lq = spec.length if queries is None else queries
+    gen = torch.Generator().manual_seed(seed)
+
+    def qk(rows):
+        if not spec.qk_signed:
+            density = torch.tensor([0.0, 0.1, 0.3, 0.6, 1.0])[torch.randint(0, 5, (sequences, rows, 1), generator=gen)]
+            return (torch.rand(sequences, rows, spec.head_dim, generator=gen) < density).to(torch.int64)
+        lo, hi = fixed.int_min(spec.qk_width, True), fixed.int_max(spec.qk_width, True)
+        x = torch.randint(lo, hi + 1, (sequences, rows, spec.head_dim), generator=gen)
+        const = torch.rand(sequences, rows, 1, generator=gen) < 0.2
+        return torch.where(const, x[..., :1].expand_as(x), x)
+
+    lo, hi = fixed.int_min(spec.v_width, spec.v_signed), fixed.int_max(spec.v_width, spec.v_signed)
+    v = torch.randint(lo, hi + 1, (sequences, spec.length, spec.value_dim), generator=gen)
+    return qk(lq), qk(spec.length), v
+
+
+def wta_reference(spec: WTASpec, q, k, v) -> dict:
+    import torch
+
+    q, k, v = (torch.as_tensor(x).to(torch.int64) for x in (q, k, v))
+    r = wta_attention(spec, q, k, v)
+    return {"q": q, "k": k, "v": v, "scores": r.scores, "index": r.index, "valid": r.valid.to(torch.uint8),
+            "acc": r.acc, "out": r.out}
