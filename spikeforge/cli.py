@@ -195,11 +195,13 @@ def cmd_synth(args) -> int:
             raise CLIError("give either --all or one BLOCK, not both")
         names = args.sweep_blocks or block_names()
         targets = args.targets or ["ecp5", "ice40", "xilinx7"]
-        rows = sweep(names, targets)
         out = Path(args.results)
         out.mkdir(parents=True, exist_ok=True)
-        write_csv(rows, out / "synthesis.csv")
-        write_markdown(rows, out / "synthesis.md", "synthesis.csv")
+
+        def write(rows):  # after every run, so an interrupted sweep leaves its results so far
+            write_csv(rows, out / "synthesis.csv")
+            write_markdown(rows, out / "synthesis.md", "synthesis.csv")
+        rows = sweep(names, targets, on_row=write)
         print(f"wrote {out / 'synthesis.md'} and {out / 'synthesis.csv'} ({len(rows)} runs)")
         return 0
     if not args.block:

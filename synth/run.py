@@ -20,7 +20,9 @@ from golden.spec import SpecError
 from .flow import TARGETS, SynthError, SynthReport, get_target, synthesize
 
 #: int spec fields that set a block's size; ``synth_specs`` scales them when a block declares no sweep
-SIZE_FIELDS = ("lanes", "depth", "k", "top_k", "dim", "window", "channels", "heads", "tokens", "rows", "cols")
+SIZE_FIELDS = ("lanes", "depth", "length", "k", "top_k", "dim", "window", "channels", "heads", "tokens", "rows", "cols")
+#: factors of the derived larger configurations (one: the sweep stays within minutes per block)
+GENERIC_FACTORS = (4,)
 #: targets the sweep covers, and whether each is placed and routed there
 SWEEP_TARGETS = {"ecp5": True, "ice40": True, "xilinx7": False}
 
@@ -34,8 +36,9 @@ def synth_specs(block) -> list[tuple[str, object]]:
 
     A block lists its larger configurations in ``Block.synth_configs`` (dicts
     of field overrides). Without them, each integer size field (``n_*``,
-    ``lanes``, ``depth``, ``k``, ...) of the default spec is multiplied by 4,
-    then by 16, all together; a scaled spec that does not validate is skipped.
+    ``lanes``, ``depth``, ``length``, ``k``, ...) of the default spec is
+    multiplied by 4 (``GENERIC_FACTORS``), all together; a scaled spec that does
+    not validate is skipped.
     """
     default = block.default_spec()
     specs = [("default", default)]
@@ -44,7 +47,7 @@ def synth_specs(block) -> list[tuple[str, object]]:
         hints = typing.get_type_hints(block.spec_cls)
         sizes = {f.name: getattr(default, f.name) for f in dataclasses.fields(default)
                  if hints.get(f.name) is int and _is_size_field(f.name)}
-        configs = [{k: v * factor for k, v in sizes.items()} for factor in (4, 16)] if sizes else []
+        configs = [{k: v * factor for k, v in sizes.items()} for factor in GENERIC_FACTORS] if sizes else []
     for overrides in configs[:2]:
         values = {**default.to_dict(), **overrides}
         try:
@@ -90,8 +93,9 @@ class SweepRow:
     report: SynthReport
 
 
-def sweep(block_names: list[str], targets: list[str], progress: Callable[[str], None] = print) -> list[SweepRow]:
-    """Every block at each of its ``synth_specs``, on every target."""
+def sweep(block_names: list[str], targets: list[str], progress: Callable[[str], None] = print,
+          on_row: Callable[[list], None] | None = None) -> list[SweepRow]:
+    """Every block at each of its ``synth_specs``, on every target (``on_row(rows)`` after each run)."""
     from spikeforge.blocks import get_block
 
     for t in targets:
@@ -110,6 +114,8 @@ def sweep(block_names: list[str], targets: list[str], progress: Callable[[str], 
                          f"{report.ffs} FF, {report.bram:g} BRAM, {report.dsp} DSP{fmax}"
                          f"{' (cached)' if report.cached else f' ({report.seconds:.0f} s)'}")
                 rows.append(SweepRow(name, label, report))
+                if on_row is not None:
+                    on_row(rows)
     return rows
 
 

@@ -144,10 +144,10 @@ def test_sweep_configurations():
     specs = synth_specs(LIF)
     assert [label for label, _ in specs] == ["default", "n_neurons=1024", "n_neurons=1024, lanes=16"]
     assert specs[2][1].groups == 64
-    # a block that declares nothing: every size field x4, then x16 (64 neurons, 4 lanes -> 256/16, 1024/64)
+    # a block that declares nothing: every size field x4 (64 neurons, 4 lanes -> 256, 16)
     generic = dataclasses.replace(LIF, synth_configs=())
     derived = [(s.n_neurons, s.lanes) for _, s in synth_specs(generic)]
-    assert derived == [(64, 4), (256, 16), (1024, 64)]
+    assert derived == [(64, 4), (256, 16)]
 
 
 def test_sweep_files_hold_the_report_numbers(tmp_path):
