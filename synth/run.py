@@ -100,23 +100,30 @@ def sweep(block_names: list[str], targets: list[str], progress: Callable[[str], 
 
     for t in targets:
         get_target(t)
-    rows = []
-    for name in block_names:
+    # every block's default configuration first, then the larger ones: an interrupted sweep
+    # still covers every block; the rows are kept in (block, configuration, target) order
+    jobs = []
+    for b_index, name in enumerate(block_names):
         block = get_block(name)
-        for label, spec in synth_specs(block):
-            for target in targets:
-                try:
-                    report = synth_block(block, spec, target, pnr=SWEEP_TARGETS.get(target, False))
-                except SynthError as exc:  # one bad configuration must not stop the sweep
-                    report = SynthReport.failed(name, spec.to_dict(), target, str(exc))
-                fmax = "" if report.fmax_mhz is None else f", {report.fmax_mhz:.1f} MHz"
-                progress(f"{name:12s} {label:28s} {target:8s} {report.status:12s} {report.luts} LUT, "
-                         f"{report.ffs} FF, {report.bram:g} BRAM, {report.dsp} DSP{fmax}"
-                         f"{' (cached)' if report.cached else f' ({report.seconds:.0f} s)'}")
-                rows.append(SweepRow(name, label, report))
-                if on_row is not None:
-                    on_row(rows)
-    return rows
+        for c_index, (label, spec) in enumerate(synth_specs(block)):
+            for t_index, target in enumerate(targets):
+                jobs.append(((c_index > 0, b_index, c_index, t_index), block, label, spec, target))
+    jobs.sort(key=lambda job: job[0])
+    done = []
+    for key, block, label, spec, target in jobs:
+        try:
+            report = synth_block(block, spec, target, pnr=SWEEP_TARGETS.get(target, False))
+        except SynthError as exc:  # one bad configuration must not stop the sweep
+            report = SynthReport.failed(block.name, spec.to_dict(), target, str(exc))
+        fmax = "" if report.fmax_mhz is None else f", {report.fmax_mhz:.1f} MHz"
+        progress(f"{block.name:12s} {label:28s} {target:8s} {report.status:12s} {report.luts} LUT, "
+                 f"{report.ffs} FF, {report.bram:g} BRAM, {report.dsp} DSP{fmax}"
+                 f"{' (cached)' if report.cached else f' ({report.seconds:.0f} s)'}")
+        done.append((key[1:], SweepRow(block.name, label, report)))
+        done.sort(key=lambda item: item[0])
+        if on_row is not None:
+            on_row([row for _, row in done])
+    return [row for _, row in done]
 
 
 CSV_FIELDS = ("block", "config", "target", "device", "status", "luts", "ffs", "bram", "bram_unit", "dsp", "dsp_unit",
