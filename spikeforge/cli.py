@@ -154,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --all: folder for synthesis.md and synthesis.csv (default docs/results)")
     p.add_argument("--targets", nargs="+", choices=list(TARGETS), default=None, metavar="TARGET",
                    help=f"with --all: targets to sweep (default: all: {', '.join(TARGETS)})")
+    p.add_argument("--cached-only", action="store_true",
+                   help="with --all: run no tool; tabulate only the configurations already in the cache")
     p.add_argument("--sweep-blocks", nargs="+", choices=block_names(), default=None, metavar="BLOCK",
                    help="with --all: only these blocks (default: every registered block)")
     sub_synth = p.add_subparsers(dest="block", metavar="BLOCK", required=False,
@@ -201,7 +203,7 @@ def cmd_synth(args) -> int:
         def write(rows):  # after every run, so an interrupted sweep leaves its results so far
             write_csv(rows, out / "synthesis.csv")
             write_markdown(rows, out / "synthesis.md", "synthesis.csv")
-        rows = sweep(names, targets, on_row=write)
+        rows = sweep(names, targets, on_row=write, cached_only=args.cached_only)
         print(f"wrote {out / 'synthesis.md'} and {out / 'synthesis.csv'} ({len(rows)} runs)")
         return 0
     if not args.block:

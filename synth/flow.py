@@ -275,7 +275,8 @@ def _describe_mapping(cell: str) -> str:
 
 
 def synthesize(verilog: str, top: str, target: str, *, pnr: bool = False, block: str = "", spec: dict | None = None,
-               use_cache: bool = True, keep_dir: Path | None = None, wrapped_verilog=None) -> SynthReport:
+               use_cache: bool = True, keep_dir: Path | None = None, wrapped_verilog=None,
+               cached_only: bool = False) -> SynthReport | None:
     """Synthesise ``verilog`` (module ``top``) for ``target``; with ``pnr``, also place and route.
 
     ``wrapped_verilog`` is a callable returning the Verilog of the pin-light wrapper
@@ -293,6 +294,8 @@ def synthesize(verilog: str, top: str, target: str, *, pnr: bool = False, block:
         report.block, report.spec = block or report.block, spec if spec is not None else report.spec
         return report
 
+    if cached_only:
+        return None
     start = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix=f"synth-{top}-{tgt.name}-"))
     try:

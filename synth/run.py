@@ -73,7 +73,7 @@ def block_verilog(block, spec, name: str | None = None) -> str:
 
 
 def synth_block(block, spec, target: str, *, pnr: bool = False, use_cache: bool = True,
-                keep_dir: Path | None = None) -> SynthReport:
+                keep_dir: Path | None = None, cached_only: bool = False) -> SynthReport | None:
     """Synthesise one block at one spec for ``target`` (and place and route it with ``pnr``)."""
     from rtl.emit import to_verilog
 
@@ -82,7 +82,7 @@ def synth_block(block, spec, target: str, *, pnr: bool = False, use_cache: bool 
     get_target(target)
     verilog = block_verilog(block, spec)
     return synthesize(verilog, block.toplevel, target, pnr=pnr, block=block.name, spec=spec.to_dict(),
-                      use_cache=use_cache, keep_dir=keep_dir,
+                      use_cache=use_cache, keep_dir=keep_dir, cached_only=cached_only,
                       wrapped_verilog=lambda: to_verilog(SerialWrapper(block.component(spec)), "synth_top"))
 
 
@@ -94,7 +94,7 @@ class SweepRow:
 
 
 def sweep(block_names: list[str], targets: list[str], progress: Callable[[str], None] = print,
-          on_row: Callable[[list], None] | None = None) -> list[SweepRow]:
+          on_row: Callable[[list], None] | None = None, cached_only: bool = False) -> list[SweepRow]:
     """Every block at each of its ``synth_specs``, on every target (``on_row(rows)`` after each run)."""
     from spikeforge.blocks import get_block
 
@@ -112,7 +112,9 @@ def sweep(block_names: list[str], targets: list[str], progress: Callable[[str], 
     done = []
     for key, block, label, spec, target in jobs:
         try:
-            report = synth_block(block, spec, target, pnr=SWEEP_TARGETS.get(target, False))
+            report = synth_block(block, spec, target, pnr=SWEEP_TARGETS.get(target, False), cached_only=cached_only)
+            if report is None:  # cached_only and never run: left out of the table
+                continue
         except SynthError as exc:  # one bad configuration must not stop the sweep
             report = SynthReport.failed(block.name, spec.to_dict(), target, str(exc))
         fmax = "" if report.fmax_mhz is None else f", {report.fmax_mhz:.1f} MHz"

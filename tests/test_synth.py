@@ -182,3 +182,10 @@ def test_sweep_records_a_configuration_that_does_not_elaborate(monkeypatch):
     rows = sweep(["lif"], ["xilinx7"], progress=lambda line: None)
     assert [r.config for r in rows] == ["default", "n_neurons=1024", "n_neurons=1024, lanes=16"]
     assert all(r.report.status == "failed" and "no such datapath" in r.report.message for r in rows)
+
+
+def test_cached_only_sweep_runs_no_tool(monkeypatch, tmp_path):
+    from synth.run import sweep
+
+    monkeypatch.setenv("SPIKEFORGE_CACHE", str(tmp_path / "empty-cache"))
+    assert sweep(["lif"], ["xilinx7"], progress=lambda line: None, cached_only=True) == []
