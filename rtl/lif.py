@@ -50,17 +50,34 @@ class LIFArray(wiring.Component):
     time step; one beat is one time step of one group. The state (v, r) of
     every group lives in an ``amaranth.lib.memory.Memory`` of depth G and width
     P * (Wv + Wr) bits, read when a beat is accepted and written back when it
-    leaves the compute stage (the read port is transparent to the write port,
-    so G = 1 needs no special case).
+    leaves the last compute stage (the read port is transparent to the write
+    port).
+
+    Pipeline (so that the default spec closes timing above 100 MHz on an ECP5-85,
+    speed 6)::
+
+        accept:  read the group's state word
+        stage A: v = first ? 0 : v_stored;  leaked = leak(v);  total = leaked + i
+        stage B: h = fit(total) or leaked;  spike;  v', r'  -> state write, output register
+
+    Two consecutive beats never belong to the same group when G >= 2, so a beat's
+    read never misses the write of its group's previous beat (that write happens
+    at the latest on the edge the read happens, and the read is transparent).
+    With G = 1 every beat depends on the one before it, and the recurrence
+    v -> v' cannot be split over two cycles: a new beat is then accepted only
+    while stage A is empty and stage B is empty or leaving, i.e. at the earliest
+    on the edge that writes the previous beat's state (seen through the
+    transparent read).
 
     Latency and throughput
     ----------------------
-    * Latency: 2 cycles. A beat accepted on the rising edge ending cycle c is
-      presented on ``o_stream`` (valid) in cycle c + 2.
+    * Latency: 3 cycles. A beat accepted on the rising edge ending cycle c is
+      presented on ``o_stream`` (valid) in cycle c + 3.
     * Throughput: 1 beat (P neuron updates) per cycle when ``o_stream.ready``
-      stays high; a time step of all N neurons takes G = N / P cycles.
-    * Back-pressure: ``i_stream.ready`` falls only while the output register is
-      full and not being taken; no beat is ever dropped or duplicated.
+      stays high and G >= 2; a time step of all N neurons takes G = N / P cycles.
+      With G = 1 (P = N): 1 beat every 2 cycles.
+    * Back-pressure: ``i_stream.ready`` falls only while the stages ahead are
+      full and not moving; no beat is ever dropped or duplicated.
 
     Members
     -------
@@ -78,7 +95,12 @@ class LIFArray(wiring.Component):
         })
 
     #: cycles from input handshake to output valid, as stated in the docstring
-    LATENCY = 2
+    LATENCY = 3
+
+    @staticmethod
+    def interval(spec: LIFSpec) -> int:
+        """Cycles between accepted beats without back-pressure (the docstring's throughput)."""
+        return 1 if spec.groups >= 2 else 2
 
     def elaborate(self, platform):
         spec = self.spec
@@ -90,15 +112,29 @@ class LIFArray(wiring.Component):
         rd = state.read_port(transparent_for=(wr,))
 
         next_group = Signal(range(groups), name="next_group")
-        # Compute stage registers (stage A): the accepted beat, its memory word is on rd.data.
+        # Stage A registers: the accepted beat; its memory word is on rd.data.
         a_valid = Signal()
         a_group = Signal(range(groups))
         a_current = Signal(data.ArrayLayout(signed(spec.input_width), lanes))
         a_first = Signal()
+        # Stage B registers: per lane the sum before fitting, the leaked membrane, the counter.
+        total_shape = signed(max(wv, spec.input_width) + 1)  # leaked + i is exact in this width
+        b_valid = Signal()
+        b_group = Signal(range(groups))
+        b_total = Signal(data.ArrayLayout(total_shape, lanes))
+        b_leaked = Signal(data.ArrayLayout(signed(wv), lanes))
+        b_r = Signal(data.ArrayLayout(unsigned(max(spec.refractory_bits, 1)), lanes))
 
         out_free = ~self.o_stream.valid | self.o_stream.ready
-        a_fire = a_valid & out_free
-        m.d.comb += self.i_stream.ready.eq(~a_valid | a_fire)
+        b_fire = b_valid & out_free
+        b_free = ~b_valid | b_fire
+        a_fire = a_valid & b_free
+        if groups >= 2:
+            m.d.comb += self.i_stream.ready.eq(~a_valid | a_fire)
+        else:
+            # G = 1: the previous beat must have left stage A (its write lands at the latest
+            # on the edge this beat's state is read, which the transparent read port sees)
+            m.d.comb += self.i_stream.ready.eq(~a_valid & b_free)
         accept = self.i_stream.valid & self.i_stream.ready
 
         m.d.comb += [rd.addr.eq(next_group), rd.en.eq(self.i_stream.ready)]
@@ -113,9 +149,11 @@ class LIFArray(wiring.Component):
         with m.Elif(a_fire):
             m.d.sync += a_valid.eq(0)
 
-        v_max, v_min = fixed.int_max(wv, True), fixed.int_min(wv, True)
-        spikes = Signal(lanes)
-        new_state = Signal(lif_state_layout(spec))
+        # ---- stage A: leak and add
+        with m.If(a_fire):
+            m.d.sync += [b_valid.eq(1), b_group.eq(a_group)]
+        with m.Elif(b_fire):
+            m.d.sync += b_valid.eq(0)
         for p in range(lanes):
             stored = rd.data[p]
             v = Signal(signed(wv), name=f"v{p}")
@@ -126,19 +164,32 @@ class LIFArray(wiring.Component):
                 leaked_expr = (v * C(spec.leak_beta, unsigned(spec.leak_frac_bits + 1))) >> spec.leak_frac_bits
             leaked = Signal(signed(wv), name=f"leaked{p}")
             m.d.comb += leaked.eq(leaked_expr)  # |leak(v)| <= |v|: fits Wv bits exactly
-            total = leaked + a_current[p]       # exact: Amaranth widens the sum
+            with m.If(a_fire):
+                m.d.sync += [b_leaked[p].eq(leaked), b_total[p].eq(leaked + a_current[p])]
+                if spec.refractory_bits:
+                    m.d.sync += b_r[p].eq(Mux(a_first, 0, stored.r))
+
+        # ---- stage B: fit, fire, reset
+        v_max, v_min = C(fixed.int_max(wv, True), signed(wv)), C(fixed.int_min(wv, True), signed(wv))
+        spikes = Signal(lanes)
+        new_state = Signal(lif_state_layout(spec))
+        for p in range(lanes):
+            total = b_total[p]
             if spec.overflow == "saturate":
-                fitted = Mux(total > v_max, v_max, Mux(total < v_min, v_min, total))
+                # total overflows Wv bits iff its bits Wv-1 .. top are not all equal (a few LUTs,
+                # where comparing with v_max / v_min would cost two carry chains)
+                top = total[wv - 1:]
+                overflow = ~((top == 0) | (top == (1 << len(top)) - 1))
+                fitted = Mux(overflow, Mux(total[-1], v_min, v_max), total[:wv].as_signed())
             else:
                 fitted = total[:wv].as_signed()
             if spec.refractory_bits:
-                r = Signal(unsigned(spec.refractory_bits), name=f"r{p}")
-                m.d.comb += r.eq(Mux(a_first, 0, stored.r))
+                r = b_r[p]
                 active = r == 0
             else:
                 active = C(1, 1)
             h = Signal(signed(wv), name=f"h{p}")
-            m.d.comb += h.eq(Mux(active, fitted, leaked))
+            m.d.comb += h.eq(Mux(active, fitted, b_leaked[p]))
             spike = Signal(name=f"spike{p}")
             m.d.comb += spike.eq(active & (h >= spec.threshold))
             if spec.reset_mode == "subtract":
@@ -151,9 +202,9 @@ class LIFArray(wiring.Component):
             if spec.refractory_bits:
                 m.d.comb += new_state[p].r.eq(Mux(spike, spec.refractory, Mux(r == 0, 0, r - 1)))
 
-        m.d.comb += [wr.addr.eq(a_group), wr.data.eq(new_state), wr.en.eq(a_fire)]
+        m.d.comb += [wr.addr.eq(b_group), wr.data.eq(new_state), wr.en.eq(b_fire)]
 
-        with m.If(a_fire):
+        with m.If(b_fire):
             m.d.sync += [self.o_stream.valid.eq(1), self.o_stream.payload.spikes.eq(spikes)]
             if spec.emit_membrane:
                 m.d.sync += [self.o_stream.payload.membrane[p].eq(new_state[p].v) for p in range(lanes)]

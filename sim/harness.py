@@ -114,8 +114,14 @@ def build_component(component: wiring.Component, toplevel: str) -> Build:
     return build(to_verilog(component, toplevel), toplevel)
 
 
-def run_bench(built: Build, test_module: str, config: BenchConfig, workdir: Path) -> BenchResult:
-    """Run the cocotb module ``test_module`` against ``built``; return its ``BenchResult``."""
+def run_bench(built: Build, test_module: str, config: BenchConfig, workdir: Path, *,
+              result_type: Callable[..., object] = BenchResult):
+    """Run the cocotb module ``test_module`` against ``built``; return its ``BenchResult``.
+
+    ``config`` is any object with ``to_env()`` and a ``result`` path (a ``BenchConfig``
+    for the stream bench); ``result_type`` is built from the result JSON's fields
+    (another bench, e.g. ``sim/uart_bench.py``, passes its own result class).
+    """
     from cocotb_tools.runner import get_runner
 
     verilator_env()
@@ -141,7 +147,7 @@ def run_bench(built: Build, test_module: str, config: BenchConfig, workdir: Path
         tail = log.read_text()[-4000:] if log.exists() else ""
         raise CosimError(f"the cocotb bench {test_module} wrote no result; log tail:\n{tail}")
     data = json.loads(result_path.read_text())
-    return BenchResult(**data)
+    return result_type(**data)
 
 
 @dataclass

@@ -9,6 +9,10 @@
     spikeforge energy MODEL [--checkpoint F] [--integer]  per-layer SOPs, MACs, spikes, energy
     spikeforge compare [--models ...] [--epochs N]      equal-size models: accuracy, SOPs, MACs, energy
     spikeforge demo                                     the main job on built-in defaults
+    spikeforge synth BLOCK [spec options] --target T [--pnr]   resources and Fmax on an FPGA
+    spikeforge synth --all                              sweep every block, write docs/results/synthesis.md
+    spikeforge board build --board B -o DIR             a UART board bitstream (LIF array)
+    spikeforge board run --port TTY --vectors DIR       run golden vectors on a board over its UART
 
 Spec options are generated from the block's spec dataclass (``--n-neurons 64``,
 ``--leak-mode multiply``, ``--no-emit-membrane``); ``--spec FILE.json`` loads a
@@ -171,7 +175,98 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"blocks to run (default: all: {', '.join(block_names())})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", metavar="DIR", help="keep vectors and logs here (default: a temporary folder)")
+
+    from synth.flow import TARGETS
+
+    p = sub.add_parser("synth", help="synthesise a block (Yosys, nextpnr): LUTs, FFs, BRAM, DSP, Fmax",
+                       description="Synthesise one block (spikeforge synth BLOCK --target T [--pnr]) or sweep "
+                                   "every registered block (spikeforge synth --all).")
+    p.add_argument("--all", action="store_true", help="sweep every block at its default and larger "
+                   "configurations on every target; write a Markdown table and a CSV")
+    p.add_argument("--results", default="docs/results", metavar="DIR",
+                   help="with --all: folder for synthesis.md and synthesis.csv (default docs/results)")
+    p.add_argument("--targets", nargs="+", choices=list(TARGETS), default=None, metavar="TARGET",
+                   help=f"with --all: targets to sweep (default: all: {', '.join(TARGETS)})")
+    p.add_argument("--cached-only", action="store_true",
+                   help="with --all: run no tool; tabulate only the configurations already in the cache")
+    p.add_argument("--sweep-blocks", nargs="+", choices=block_names(), default=None, metavar="BLOCK",
+                   help="with --all: only these blocks (default: every registered block)")
+    sub_synth = p.add_subparsers(dest="block", metavar="BLOCK", required=False,
+                                 help=f"block: {', '.join(block_names())}")
+    for name in block_names():
+        block = get_block(name)
+        bp = sub_synth.add_parser(name, help=block.summary, description=block.summary)
+        add_spec_options(bp, block.spec_cls)
+        bp.add_argument("--target", required=True, choices=list(TARGETS),
+                        help="ecp5 (LFE5U-85F speed 6), ice40 (UP5K) or xilinx7 (xc7a100t, synthesis only)")
+        bp.add_argument("--pnr", action="store_true", help="also place and route (ECP5, iCE40): Fmax, utilisation")
+        bp.add_argument("-o", "--output", metavar="FILE.json", help="report file (default build/synth/"
+                        "BLOCK-TARGET.json)")
+        bp.add_argument("--no-cache", action="store_true", help="run the tools even if a cached report exists")
+        bp.add_argument("--keep", metavar="DIR", help="keep the tool logs, netlists and reports here")
+
+    from synth.boards import BOARDS
+
+    p = sub.add_parser("board", help="board builds: a block behind a UART (bitstream, host driver)")
+    bsub = p.add_subparsers(dest="board_command", metavar="ACTION", required=True)
+    bp = bsub.add_parser("build", help="build a bitstream of the UART board top (LIF array)")
+    bp.add_argument("--board", required=True, choices=list(BOARDS), help="board")
+    bp.add_argument("-o", "--output", required=True, metavar="DIR", help="build folder")
+    add_spec_options(bp, get_block("lif").spec_cls)
+    bp.add_argument("--baud", type=int, default=115200)
+    bp = bsub.add_parser("run", help="stream a LIF vector directory through a board and check it")
+    bp.add_argument("--port", required=True, metavar="TTY", help="serial port of the board, e.g. /dev/ttyUSB0")
+    bp.add_argument("--vectors", required=True, metavar="DIR", help="LIF vector directory (spikeforge vectors lif)")
+    bp.add_argument("--baud", type=int, default=115200)
+    bp.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each reply")
     return parser
+
+
+def cmd_synth(args) -> int:
+    from synth.run import sweep, synth_block, write_csv, write_markdown
+
+    if args.all:
+        if args.block:
+            raise CLIError("give either --all or one BLOCK, not both")
+        names = args.sweep_blocks or block_names()
+        targets = args.targets or ["ecp5", "ice40", "xilinx7"]
+        out = Path(args.results)
+        out.mkdir(parents=True, exist_ok=True)
+
+        def write(rows):  # after every run, so an interrupted sweep leaves its results so far
+            write_csv(rows, out / "synthesis.csv")
+            write_markdown(rows, out / "synthesis.md", "synthesis.csv")
+        rows = sweep(names, targets, on_row=write, cached_only=args.cached_only)
+        print(f"wrote {out / 'synthesis.md'} and {out / 'synthesis.csv'} ({len(rows)} runs)")
+        return 0
+    if not args.block:
+        raise CLIError("name a BLOCK (spikeforge synth BLOCK --target T) or give --all")
+    block = get_block(args.block)
+    spec = spec_from_args(block, args)
+    report = synth_block(block, spec, args.target, pnr=args.pnr, use_cache=not args.no_cache,
+                         keep_dir=Path(args.keep) if args.keep else None)
+    out = Path(args.output or f"build/synth/{block.name}-{args.target}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report.to_json())
+    print(report.table())
+    print(f"wrote {out}")
+    if not report.fits:
+        print(f"spikeforge: {block.name} {report.message}", file=sys.stderr)
+        return 1
+    return 0 if report.status == "ok" else 1
+
+
+def cmd_board(args) -> int:
+    from synth.boards import board_build, board_run
+
+    if args.board_command == "build":
+        spec = spec_from_args(get_block("lif"), args)
+        result = board_build(args.board, Path(args.output), spec=spec, baud=args.baud)
+        print(result)
+        return 0
+    report = board_run(args.port, Path(args.vectors), baud=args.baud, timeout=args.timeout)
+    print(report)
+    return 0 if report.mismatches == 0 else 1
 
 
 def cmd_blocks(args) -> int:
@@ -290,17 +385,19 @@ def cmd_compare(args) -> int:
     return 0
 
 
-COMMANDS = {"energy": cmd_energy, "recommend": cmd_recommend, "compare": cmd_compare, "train": cmd_train, "blocks": cmd_blocks, "verilog": cmd_verilog, "vectors": cmd_vectors, "check": cmd_check,
-            "demo": cmd_demo}
+COMMANDS = {"blocks": cmd_blocks, "verilog": cmd_verilog, "vectors": cmd_vectors, "check": cmd_check,
+            "train": cmd_train, "demo": cmd_demo, "synth": cmd_synth, "board": cmd_board,
+            "recommend": cmd_recommend, "energy": cmd_energy, "compare": cmd_compare}
 
 
 def main(argv: list[str] | None = None) -> int:
     from sim.harness import CosimError
+    from synth.tools import ToolError
 
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (CLIError, SpecError, VectorFileError, CosimError, KeyError, ValueError, OSError) as exc:
+    except (CLIError, SpecError, VectorFileError, CosimError, ToolError, KeyError, ValueError, OSError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"spikeforge: error: {message}", file=sys.stderr)
         return 2

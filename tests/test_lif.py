@@ -223,19 +223,23 @@ def test_rtl_amaranth_sim_bit_exact(name, tmp_path):
 
 @pytest.mark.parametrize("spec", [LIFSpec(n_neurons=16, lanes=4), LIFSpec(n_neurons=4, lanes=4)])
 def test_latency_and_throughput_match_the_docstring(spec):
-    """Under no back-pressure: one beat accepted per cycle, each out LATENCY = 2 cycles later."""
+    """Under no back-pressure: one beat accepted per cycle (every 2 cycles when G = 1, as the
+    docstring states), each out LATENCY = 3 cycles later."""
     currents = lif_random_currents(spec, 2, 6, seed=0)
     ref = lif_reference(spec, currents)
     beats = lif_input_beats(spec, currents)
     expected = lif_expected_beats(spec, ref["spikes"], ref["membrane"])
     run = run_stream(LIFArray(spec), beats, len(expected))
-    assert run.accept_cycles == list(range(len(beats)))
+    interval = 1 if spec.groups >= 2 else 2
+    assert LIFArray.interval(spec) == interval
+    assert LIFArray.LATENCY == 3
+    assert run.accept_cycles == [interval * k for k in range(len(beats))]
     assert run.output_cycles == [c + LIFArray.LATENCY for c in run.accept_cycles]
     assert run.outputs == [pack(lif_output_layout(spec), b) for b in expected]
 
 
 def test_stalled_output_holds_the_input():
-    """With the output never ready, exactly two beats enter (compute stage + output register)."""
+    """With the output never ready, exactly three beats enter (stages A, B, output register)."""
     spec = LIFSpec(n_neurons=8, lanes=4)
     currents = lif_random_currents(spec, 1, 4, seed=0)
     beats = lif_input_beats(spec, currents)

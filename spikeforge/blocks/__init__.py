@@ -44,6 +44,9 @@ class Block:
     demo_vector_options: dict[str, Any] = field(default_factory=dict)
     in_name: str = "i_stream"
     out_name: str = "o_stream"
+    #: larger configurations ``spikeforge synth --all`` sweeps besides the default spec:
+    #: each a dict of spec-field overrides (empty: derived by ``synth_specs``)
+    synth_configs: tuple = ()
 
     def default_spec(self):
         return self.spec_cls()

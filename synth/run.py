@@ -1,0 +1,193 @@
+"""Synthesis of registered blocks: one block, or the sweep behind ``spikeforge synth --all``.
+
+Generic over the block registry (``spikeforge.blocks``): a block is
+synthesised from ``get_block(name).component(spec)`` as module
+``block.toplevel``, so a newly registered block is covered with no change here.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import typing
+from pathlib import Path
+from typing import Callable
+
+from golden.spec import SpecError
+
+from .flow import TARGETS, SynthError, SynthReport, get_target, synthesize
+
+#: int spec fields that set a block's size; ``synth_specs`` scales them when a block declares no sweep
+SIZE_FIELDS = ("lanes", "depth", "length", "k", "top_k", "dim", "window", "channels", "heads", "tokens", "rows", "cols")
+#: factors of the derived larger configurations (one: the sweep stays within minutes per block)
+GENERIC_FACTORS = (4,)
+#: targets the sweep covers, and whether each is placed and routed there
+SWEEP_TARGETS = {"ecp5": True, "ice40": True, "xilinx7": False}
+
+
+def _is_size_field(name: str) -> bool:
+    return name.startswith("n_") or name in SIZE_FIELDS or name.endswith("_size")
+
+
+def synth_specs(block) -> list[tuple[str, object]]:
+    """(label, spec) of the default configuration and at most two larger ones.
+
+    A block lists its larger configurations in ``Block.synth_configs`` (dicts
+    of field overrides). Without them, each integer size field (``n_*``,
+    ``lanes``, ``depth``, ``length``, ``k``, ...) of the default spec is
+    multiplied by 4 (``GENERIC_FACTORS``), all together; a scaled spec that does
+    not validate is skipped.
+    """
+    default = block.default_spec()
+    specs = [("default", default)]
+    configs = list(getattr(block, "synth_configs", ()))
+    if not configs:
+        hints = typing.get_type_hints(block.spec_cls)
+        sizes = {f.name: getattr(default, f.name) for f in dataclasses.fields(default)
+                 if hints.get(f.name) is int and _is_size_field(f.name)}
+        configs = [{k: v * factor for k, v in sizes.items()} for factor in GENERIC_FACTORS] if sizes else []
+    for overrides in configs[:2]:
+        values = {**default.to_dict(), **overrides}
+        try:
+            spec = block.spec_cls.from_dict(values)
+        except SpecError:
+            continue
+        label = ", ".join(f"{k}={v}" for k, v in overrides.items())
+        specs.append((label, spec))
+    return specs
+
+
+def block_verilog(block, spec, name: str | None = None) -> str:
+    """The block's Verilog; a spec the component cannot elaborate becomes a ``SynthError``."""
+    from rtl.emit import to_verilog
+
+    try:
+        return to_verilog(block.component(spec), name or block.toplevel)
+    except (SpecError, SynthError):
+        raise
+    except Exception as exc:  # elaboration errors come in many types
+        raise SynthError(f"block {block.name!r} does not elaborate with spec {spec.to_dict()}: "
+                         f"{type(exc).__name__}: {exc}") from None
+
+
+def synth_block(block, spec, target: str, *, pnr: bool = False, use_cache: bool = True,
+                keep_dir: Path | None = None, cached_only: bool = False) -> SynthReport | None:
+    """Synthesise one block at one spec for ``target`` (and place and route it with ``pnr``)."""
+    from rtl.emit import to_verilog
+
+    from .wrapper import SerialWrapper
+
+    get_target(target)
+    verilog = block_verilog(block, spec)
+    return synthesize(verilog, block.toplevel, target, pnr=pnr, block=block.name, spec=spec.to_dict(),
+                      use_cache=use_cache, keep_dir=keep_dir, cached_only=cached_only,
+                      wrapped_verilog=lambda: to_verilog(SerialWrapper(block.component(spec)), "synth_top"))
+
+
+@dataclasses.dataclass
+class SweepRow:
+    block: str
+    config: str
+    report: SynthReport
+
+
+def sweep(block_names: list[str], targets: list[str], progress: Callable[[str], None] = print,
+          on_row: Callable[[list], None] | None = None, cached_only: bool = False) -> list[SweepRow]:
+    """Every block at each of its ``synth_specs``, on every target (``on_row(rows)`` after each run)."""
+    from spikeforge.blocks import get_block
+
+    for t in targets:
+        get_target(t)
+    # every block's default configuration first, then the larger ones: an interrupted sweep
+    # still covers every block; the rows are kept in (block, configuration, target) order
+    jobs = []
+    for b_index, name in enumerate(block_names):
+        block = get_block(name)
+        for c_index, (label, spec) in enumerate(synth_specs(block)):
+            for t_index, target in enumerate(targets):
+                jobs.append(((c_index > 0, b_index, c_index, t_index), block, label, spec, target))
+    jobs.sort(key=lambda job: job[0])
+    done = []
+    for key, block, label, spec, target in jobs:
+        try:
+            report = synth_block(block, spec, target, pnr=SWEEP_TARGETS.get(target, False), cached_only=cached_only)
+            if report is None:  # cached_only and never run: left out of the table
+                continue
+        except SynthError as exc:  # one bad configuration must not stop the sweep
+            report = SynthReport.failed(block.name, spec.to_dict(), target, str(exc))
+        fmax = "" if report.fmax_mhz is None else f", {report.fmax_mhz:.1f} MHz"
+        progress(f"{block.name:12s} {label:28s} {target:8s} {report.status:12s} {report.luts} LUT, "
+                 f"{report.ffs} FF, {report.bram:g} BRAM, {report.dsp} DSP{fmax}"
+                 f"{' (cached)' if report.cached else f' ({report.seconds:.0f} s)'}")
+        done.append((key[1:], SweepRow(block.name, label, report)))
+        done.sort(key=lambda item: item[0])
+        if on_row is not None:
+            on_row([row for _, row in done])
+    return [row for _, row in done]
+
+
+CSV_FIELDS = ("block", "config", "target", "device", "status", "luts", "ffs", "bram", "bram_unit", "dsp", "dsp_unit",
+              "carry", "lutram", "memories", "fmax_mhz", "fmax_constraint_mhz", "meets_constraint", "spec", "message", "notes")
+
+
+def _row_values(row: SweepRow) -> dict:
+    r = row.report
+    return {"block": row.block, "config": row.config, "target": r.target, "device": r.device, "status": r.status,
+            "luts": r.luts, "ffs": r.ffs, "bram": f"{r.bram:g}", "bram_unit": r.bram_unit, "dsp": r.dsp,
+            "dsp_unit": r.dsp_unit, "carry": r.carry, "lutram": r.lutram, "memories": r.memory_summary(),
+            "fmax_mhz": "" if r.fmax_mhz is None else f"{r.fmax_mhz:.1f}",
+            "fmax_constraint_mhz": "" if r.fmax_constraint_mhz is None else f"{r.fmax_constraint_mhz:g}",
+            "meets_constraint": "" if r.meets_constraint is None else str(r.meets_constraint).lower(),
+            "spec": json.dumps(r.spec, sort_keys=True), "message": r.message,
+            "notes": "; ".join(f"{k}: {v}" for k, v in sorted(r.extra.items()))}
+
+
+def write_csv(rows: list[SweepRow], path: Path) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(_row_values(row))
+    Path(path).write_text(buf.getvalue())
+
+
+def write_markdown(rows: list[SweepRow], path: Path, csv_name: str) -> None:
+    tools = {}
+    for row in rows:
+        tools.update(row.report.tools)
+    lines = [
+        "# Synthesis results",
+        "",
+        "Generated by `spikeforge synth --all`; do not edit by hand (every number below is produced by the",
+        f"command). Machine-readable copy: [{csv_name}]({csv_name}).",
+        "",
+        "* Resource counts: Yosys post-synthesis cells of the bare block (out of context).",
+        "  LUT = logic LUTs (LUT4 on ECP5 / iCE40, LUT1-6 on 7-series); carry = CCU2C (ECP5, 2 bits each),",
+        "  SB_CARRY (iCE40, 1 bit), CARRY4 (7-series, 4 bits); LUT RAM = distributed RAM / SRL cells.",
+        "* Fmax: nextpnr after place and route of the block inside `synth.wrapper.SerialWrapper`",
+        "  (all ports registered), seed 1. Constraint 100 MHz on ECP5, 24 MHz on iCE40.",
+        "  7-series has no open place and route: post-synthesis counts only.",
+        "* Targets: " + "; ".join(f"`{t.name}` = {t.device}" for t in TARGETS.values()) + ".",
+        "* Tools: " + ", ".join(f"`{v}`" for v in sorted(tools.values())) + ".",
+        "",
+        "| block | config | target | status | LUT | FF | BRAM | DSP | carry | LUT RAM | memories | Fmax (MHz) |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    notes = []
+    for row in rows:
+        v = _row_values(row)
+        status = v["status"] if v["status"] == "ok" else f"{v['status']}: {v['message']}"
+        if v["notes"]:
+            notes.append(v["notes"])
+            status += f" [{len(notes)}]"
+        fmax = v["fmax_mhz"] or "-"
+        if v["meets_constraint"] == "false":
+            fmax += " (below constraint)"
+        lines.append(f"| {v['block']} | {v['config']} | {v['target']} | {status} | {v['luts']} | {v['ffs']} | "
+                     f"{v['bram']} | {v['dsp']} | {v['carry']} | {v['lutram']} | {v['memories']} | {fmax} |")
+    lines += [""] + [f"[{i}] {n}" for i, n in enumerate(notes, 1)] + ([""] if notes else [])
+    lines += ["Units: BRAM on ECP5 = DP16KD / PDPW16KD (18 kbit EBR), on iCE40 = SB_RAM40_4K (4 kbit), on 7-series =",
+              "RAMB36E1 (RAMB18E1 counts 0.5); DSP = MULT18X18D / SB_MAC16 / DSP48E1.", ""]
+    Path(path).write_text("\n".join(lines))

