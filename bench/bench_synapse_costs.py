@@ -7,7 +7,7 @@ cycle, 5 % gain and 4-LSB offset mismatch) and each ``mismatch_impl``:
   (``rtl.logmem.memory_bits``), plus the accumulator memory (G x P Wa, the same for all);
 * cycles per time step at a 10 % input spike rate: the engine run in Amaranth's
   simulator on golden vectors without valid/ready gaps, checked bit for bit, and the
-  docstring's k G + G + 2 for comparison.
+  docstring's k G + G + L + 1 for comparison.
 
     python bench/bench_synapse_costs.py [--inputs 256 --outputs 128 --lanes 16 --steps 6 --rate 0.1]
 """
@@ -49,14 +49,15 @@ def main():
         beats = synapse_input_beats(spec, spikes)
         expected = synapse_expected_beats(spec, trace.currents, trace.sops, trace.reads)
         start = time.perf_counter()
-        run = run_stream(SynapseEngine(spec, init_codes=codes), beats, len(expected))
+        engine = SynapseEngine(spec, init_codes=codes)
+        run = run_stream(engine, beats, len(expected))
         seconds = time.perf_counter() - start
         assert run.outputs == [pack(synapse_output_layout(spec), b) for b in expected], f"{impl}: mismatch"
-        # the step ends when its STEP command's drain has finished: next accept = STEP accept + G + 2
+        # the step ends when its STEP command's drain has finished: next accept = STEP accept + G + L + 1
         steps = args.steps
         measured = (run.output_cycles[-1] + 1) / steps
         k = float(spikes.sum()) / steps
-        formula = k * spec.groups + spec.groups + SynapseEngine.STEP_OVERHEAD
+        formula = k * spec.groups + spec.groups + engine.step_overhead
         rows.append((impl, bits, spec, measured, formula, k, seconds))
 
     spec = rows[0][2]
@@ -71,7 +72,7 @@ def main():
         detail = ", ".join(f"{name} {value:,}" for name, value in bits.items())
         print(f"  {impl:12s} weight memory {total:9,} bits ({detail}; {total / base:.2f}x {rows[0][0]}) "
               f"+ accumulators {acc_bits:,} bits | {measured:.1f} cycles/step at {k:.1f} spikes/step "
-              f"(k G + G + 2 = {formula:.1f}); bit-exact, simulated in {seconds:.1f} s")
+              f"(k G + G + L + 1 = {formula:.1f}); bit-exact, simulated in {seconds:.1f} s")
 
 
 if __name__ == "__main__":

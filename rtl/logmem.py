@@ -17,7 +17,7 @@ those modules and in ``docs/numeric-contract.md``, implemented here bit for bit.
 
 from __future__ import annotations
 
-from amaranth import C, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import C, Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -70,24 +70,63 @@ def memory_bits(spec: SynapseSpec) -> dict[str, int]:
     return out
 
 
-def hash_hw(m: Module, name: str, prefix: int, words) -> Signal:
-    """The counter-based hash of ``golden.mismatch.cell_hash`` as adders, shifts and xors.
+def delay(m: Module, value, cycles: int, name: str):
+    """``value`` delayed by ``cycles`` free-running registers (``cycles`` = 0: the value itself)."""
+    for k in range(cycles):
+        reg = Signal(Value.cast(value).shape(), name=f"{name}_d{k}")
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value
+
+
+def stage(m: Module, value, name: str) -> Signal:
+    """One pipeline register holding ``value`` exactly (its own shape)."""
+    return delay(m, value, 1, name)
+
+
+def align(m: Module, piped, depth: int, name: str):
+    """``piped`` = (value, its depth) delayed to ``depth``; a Python int is a constant, needing no delay."""
+    value, have = piped
+    if isinstance(value, int):
+        return value
+    if have > depth:
+        raise AssertionError(f"{name}: depth {have} already past {depth}")
+    return delay(m, value, depth - have, name)
+
+
+def hash_hw(m: Module, name: str, prefix: int, words) -> tuple[Signal, int]:
+    """The counter-based hash of ``golden.mismatch.cell_hash``, pipelined one 32-bit adder per stage.
 
     ``prefix`` is the constant state after (seed, layer, kind); ``words`` the
-    remaining key words (row, column) as Amaranth values. Every round's state is
-    a named 32-bit signal (each appears twice in the next round; signals keep the
-    expression tree linear for the simulators).
+    remaining key words (row, column) as (value, depth) pairs or Python ints.
+    Every 32-bit addition ends in a register (the xors ride in front of the
+    next adder), so a stage is one LUT level and one carry chain. Returns the
+    hash and its depth (for two variable words of depth d: d + 8).
     """
-    h = C(prefix, 32)
-    for k, v in enumerate(list(words) + [0, 0]):
-        a = Signal(32, name=f"{name}_a{k}")
-        b = Signal(32, name=f"{name}_b{k}")
-        c = Signal(32, name=f"{name}_c{k}")
-        m.d.comb += [a.eq(h + v), b.eq(a + (a << 10)), c.eq(b ^ (b >> 6))]
-        h = c
-    a, b, c = (Signal(32, name=f"{name}_f{k}") for k in range(3))
-    m.d.comb += [a.eq(h + (h << 3)), b.eq(a ^ (a >> 11)), c.eq(b + (b << 15))]
-    return c
+    h, depth = (prefix, 0)
+    for k, word in enumerate(list(words) + [0, 0]):
+        if isinstance(word, tuple):
+            depth = max(depth, word[1])
+            h = stage(m, (align(m, (h, hdepth if not isinstance(h, int) else 0), depth, f"{name}_h{k}")
+                          + align(m, word, depth, f"{name}_v{k}"))[:32], f"{name}_a{k}")
+            depth += 1
+        elif isinstance(h, int):
+            h = (h + word) & 0xFFFF_FFFF      # constant folding, as the golden prefix does
+        elif word:
+            h = stage(m, (h + word)[:32], f"{name}_a{k}")
+            depth += 1
+        if isinstance(h, int):
+            h = (h + (h << 10)) & 0xFFFF_FFFF
+            h ^= h >> 6
+        else:
+            b = stage(m, (h + (h << 10))[:32], f"{name}_b{k}")
+            depth += 1
+            h = b ^ (b >> 6)
+        hdepth = depth
+    a = stage(m, (h + (h << 3))[:32], f"{name}_f0")
+    b = a ^ (a >> 11)
+    c = stage(m, (b + (b << 15))[:32], f"{name}_f1")
+    return c, depth + 2
 
 
 def unit_normal_hw(h):
@@ -96,29 +135,61 @@ def unit_normal_hw(h):
     return Cat(doubled, C(0, 1)).as_signed() - Z_OFFSET      # a zero sign bit, then signed
 
 
+#: register stages of the regenerate datapath after the hashes: byte sum, z, z * sigma, (dg, do)
+_NORMAL_STAGES = 4
+#: register stages that apply (dg, do) to a code: (q << F) + do and the gain term, then their sum
+_APPLY_STAGES = 2
+
+
+def read_latency(spec: SynapseSpec) -> int:
+    """Cycles from a read request (``rd_en``) to its ``weights``: L of ``LogWeightMemory``.
+
+    * precomputed: 2 (the memory, then an output register);
+    * table: 1 + 2 (the memories, then the two apply stages);
+    * regenerate: 1 + 8 + 4 + 2 = 15 (the memory and the registered (row, column),
+      the eight adder stages of the hash, byte sum / z / z * sigma / (dg, do), the two apply stages).
+    """
+    if spec.mismatch_impl == "precomputed":
+        return 2
+    if spec.mismatch_impl == "table":
+        return 1 + _APPLY_STAGES
+    return 1 + 8 + _NORMAL_STAGES + _APPLY_STAGES
+
+
 class LogWeightMemory(wiring.Component):
-    """Weight memory of a synapse layer: P effective weights of one row per read.
+    """Weight memory of a synapse layer: P effective weights of one row per read, fully pipelined.
 
     Reading
     -------
     Present ``rd_row`` (input index r) and ``rd_group`` (g) with ``rd_en`` high in
-    cycle c; ``weights[p]`` in cycle c + 1 is w_eff[r, g*P + p] for p = 0 .. P - 1
-    (held while ``rd_en`` stays low). ``sign`` and ``shift`` show the decoder's
-    outputs for the same cells (code modes).
+    cycle c; ``weights[p]`` in cycle c + L is w_eff[r, g*P + p] for p = 0 .. P - 1,
+    with L = ``read_latency(spec)`` (``self.latency``): 2 (precomputed), 3 (table),
+    15 (regenerate). A new read can start every cycle; the pipeline runs freely
+    (``weights`` in cycles other than c + L of some read are don't-care values).
+    ``sign`` and ``shift`` show the decoder's outputs for the same cells (code
+    modes), in the same cycle as ``weights``.
+
+    Pipeline (why): every register stage holds at most one carry chain, so the
+    path between two registers is one adder plus a LUT level or two. regenerate:
+    the memory read and the registered (row, column) [1], the hash's eight 32-bit
+    additions, one per stage [2 .. 9], the byte sum [10], z = 2 sum - 765 [11],
+    z * sigma [12], dg and do [13], (q << F) + do and the gain term [14], their sum
+    [15]. The codes wait in registers beside the hash.
 
     Writing
     -------
     ``wr_en`` high in cycle c writes ``wr_data`` (P cells: codes, or effective
     weights when ``mismatch_impl == "precomputed"``) to word ``wr_addr`` = r * G + g
-    at the end of cycle c; a read in cycle c + 1 or later sees it.
+    at the end of cycle c; a read issued in cycle c + 1 or later sees it.
 
-    Latency: 1 cycle read, 1 word (P weights) per cycle.
+    Latency: L cycles; throughput: 1 word (P weights) per cycle.
     """
 
     def __init__(self, spec: SynapseSpec, init_codes=None):
         if not isinstance(spec, SynapseSpec):
             raise TypeError(f"LogWeightMemory needs a SynapseSpec, got {type(spec).__name__}")
         self.spec = spec
+        self.latency = read_latency(spec)
         if init_codes is None:
             import torch
             init_codes = torch.zeros(spec.n_inputs, spec.n_outputs, dtype=torch.int64)
@@ -149,6 +220,7 @@ class LogWeightMemory(wiring.Component):
         spec = self.spec
         m = Module()
         groups, lanes, frac = spec.groups, spec.lanes, spec.frac_bits
+        big_l = self.latency
         mems = self.memories()
         main_name = next(iter(mems))
         m.submodules[main_name] = main = mems[main_name]
@@ -157,62 +229,74 @@ class LogWeightMemory(wiring.Component):
         address = Signal(range(spec.n_inputs * groups))
         m.d.comb += [
             address.eq(self.rd_row * groups + self.rd_group),
-            rd.addr.eq(address), rd.en.eq(self.rd_en),
+            rd.addr.eq(address), rd.en.eq(1),  # free-running: the stage registers downstream follow it
             wr.addr.eq(self.wr_addr), wr.data.eq(self.wr_data), wr.en.eq(self.wr_en),
         ]
         if spec.mismatch_impl == "precomputed":
-            m.d.comb += self.weights.eq(rd.data)
+            m.d.sync += self.weights.eq(rd.data)  # depth 2: the adder after it starts at a register
             return m
 
+        apply_depth = big_l - _APPLY_STAGES       # depth of dg, do and the codes entering the apply stages
         if spec.mismatch_impl == "table":
             m.submodules.table = table = mems["table"]
             trd = table.read_port()
-            m.d.comb += [trd.addr.eq(address), trd.en.eq(self.rd_en)]
+            m.d.comb += [trd.addr.eq(address), trd.en.eq(1)]
         else:
-            # the row and group of the word on rd.data, for the on-chip generator
+            # the row and group of the word on rd.data (depth 1), for the on-chip generator
             row = Signal(range(spec.n_inputs))
             group = Signal(range(groups))
-            with m.If(self.rd_en):
-                m.d.sync += [row.eq(self.rd_row), group.eq(self.rd_group)]
+            m.d.sync += [row.eq(self.rd_row), group.eq(self.rd_group)]
             mm = spec.mismatch
             pre_gain = hash_prefix(mm.seed, mm.layer, KIND_GAIN)
             pre_offset = hash_prefix(mm.seed, mm.layer, KIND_OFFSET)
+            hash_depth = 1 + 8
+            normal_depth = hash_depth + _NORMAL_STAGES - 1   # depth of z * sigma
+
+            def deviation(name, prefix, words, sigma):
+                """((z * sigma) >> 8 at depth normal_depth) of one hash: byte sum, z, product stages."""
+                h, depth = hash_hw(m, name, prefix, words)
+                h = align(m, (h, depth), hash_depth, name)
+                total = stage(m, h[0:8] + h[8:16] + h[16:24], f"{name}_sum")              # 0 .. 765
+                z = stage(m, Cat(total << 1, C(0, 1)).as_signed() - Z_OFFSET, f"{name}_z")  # signed
+                return stage(m, (z * sigma) >> 8, f"{name}_dev")
+
+            row_offset = 0
             if mm.row_offset_sigma:  # one unit: every lane reads the same row
-                row_offset = Signal(signed(mm.offset_width), name="row_offset")
-                z = unit_normal_hw(hash_hw(m, "row_offset", hash_prefix(mm.seed, mm.layer, KIND_ROW_OFFSET),
-                                           [row, ALL]))
-                m.d.comb += row_offset.eq((z * mm.row_offset_sigma) >> 8)
+                row_offset = deviation("row_offset", hash_prefix(mm.seed, mm.layer, KIND_ROW_OFFSET),
+                                       [(row, 1), ALL], mm.row_offset_sigma)
 
         top = spec.code_bits - 1
         for p in range(lanes):
-            code = rd.data[p]
+            if spec.mismatch_impl == "table":
+                dg = align(m, (trd.data[p].gain, 1), apply_depth, f"dg{p}")
+                do = align(m, (trd.data[p].offset, 1), apply_depth, f"do{p}")
+            else:
+                col = Signal(range(spec.n_outputs), name=f"col{p}")
+                m.d.comb += col.eq(group * lanes + p)
+                cell_gain = cell_offset = col_gain = 0
+                if mm.gain_sigma:
+                    cell_gain = deviation(f"gain{p}", pre_gain, [(row, 1), (col, 1)], mm.gain_sigma)
+                if mm.offset_sigma:
+                    cell_offset = deviation(f"offset{p}", pre_offset, [(row, 1), (col, 1)], mm.offset_sigma)
+                if mm.col_gain_sigma:
+                    col_gain = deviation(f"col_gain{p}", hash_prefix(mm.seed, mm.layer, KIND_COL_GAIN),
+                                         [ALL, (col, 1)], mm.col_gain_sigma)
+                dg = Signal(signed(mm.gain_width), name=f"dg{p}")
+                do = Signal(signed(mm.offset_width), name=f"do{p}")
+                m.d.sync += [dg.eq(cell_gain + col_gain), do.eq(cell_offset + row_offset)]  # depth 13
+            code = align(m, (rd.data[p], 1), apply_depth, f"code{p}")
             sign = code[top]
             mag = code[:top]
             nonzero = mag != 0
             shift = Signal(unsigned(spec.logquant.shift_bits), name=f"shift{p}")
-            m.d.comb += [shift.eq(mag - 1), self.sign[p].eq(sign & nonzero), self.shift[p].eq(shift)]
-            if spec.mismatch_impl == "table":
-                dg, do = trd.data[p].gain, trd.data[p].offset
-            else:
-                col = group * lanes + p
-                dg = Signal(signed(mm.gain_width), name=f"dg{p}")
-                do = Signal(signed(mm.offset_width), name=f"do{p}")
-                cell_gain = cell_offset = col_gain = 0
-                if mm.gain_sigma:
-                    cell_gain = (unit_normal_hw(hash_hw(m, f"gain{p}", pre_gain, [row, col])) * mm.gain_sigma) >> 8
-                if mm.offset_sigma:
-                    cell_offset = (unit_normal_hw(hash_hw(m, f"offset{p}", pre_offset, [row, col]))
-                                   * mm.offset_sigma) >> 8
-                if mm.col_gain_sigma:
-                    pre = hash_prefix(mm.seed, mm.layer, KIND_COL_GAIN)
-                    col_gain = (unit_normal_hw(hash_hw(m, f"col_gain{p}", pre, [ALL, col]))
-                                * mm.col_gain_sigma) >> 8
-                m.d.comb += [dg.eq(cell_gain + col_gain),
-                             do.eq(cell_offset + (row_offset if mm.row_offset_sigma else 0))]
+            m.d.comb += shift.eq(mag - 1)
+            m.d.sync += [self.sign[p].eq(delay(m, sign & nonzero, _APPLY_STAGES - 1, f"sign{p}")),
+                         self.shift[p].eq(delay(m, shift, _APPLY_STAGES - 1, f"shift{p}"))]
             # q = +-2^s, and q * dg = +-(dg << s): shifts, an add and a negation, no multiplier
             magnitude = Mux(nonzero, C(1, 1) << shift, 0)
             gain_mag = Mux(nonzero, dg << shift, 0)
             q = Mux(sign, -magnitude, magnitude)
-            gain_term = Mux(sign, -gain_mag, gain_mag) >> (GAIN_FRAC - frac)
-            m.d.comb += self.weights[p].eq((q << frac) + gain_term + do)
+            gain_term = stage(m, Mux(sign, -gain_mag, gain_mag) >> (GAIN_FRAC - frac), f"gain_term{p}")
+            base = stage(m, (q << frac) + do, f"base{p}")
+            m.d.sync += self.weights[p].eq(base + gain_term)
         return m

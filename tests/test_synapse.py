@@ -16,7 +16,7 @@ from golden.spec import SpecError
 from golden.synapse import (SynapseSpec, random_codes, random_spikes, synapse_float_currents, synapse_lif_run,
                             synapse_run, synapse_weights)
 from rtl.lif import lif_output_layout
-from rtl.logmem import memory_bits
+from rtl.logmem import memory_bits, read_latency
 from rtl.pysim import run_stream
 from rtl.streams import pack
 from rtl.synapse import (STEP, SynapseEngine, SynapseLIF, synapse_expected_beats, synapse_input_beats,
@@ -314,30 +314,66 @@ def test_cosim_configs_cover_the_issue_matrix(tmp_path):
         assert bool(((prefix > hi) | (prefix < lo)).any()), f"{name} never overflows its accumulators"
 
 
-def test_latency_and_throughput_match_the_docstring():
-    """No gaps: a spike holds the input for G cycles, a STEP's beat g leaves 3 + g cycles after it,
-    the next command is accepted G + 2 cycles after the STEP."""
-    spec = SynapseSpec(n_inputs=8, n_outputs=12, lanes=3, mismatch_impl="table")  # G = 4
+@pytest.mark.parametrize("impl, big_l", [("precomputed", 2), ("table", 3), ("regenerate", 15)])
+def test_latency_and_throughput_match_the_docstring(impl, big_l):
+    """No gaps: a spike holds the input for G cycles, a STEP's beat g leaves L + 2 + g cycles after it,
+    the next command is accepted G + L + 1 cycles after the STEP (L: the weight pipeline's depth,
+    counted by hand from the stages listed in LogWeightMemory's docstring)."""
+    spec = SynapseSpec(n_inputs=8, n_outputs=12, lanes=3, mismatch_impl=impl)  # G = 4
+    assert read_latency(spec) == big_l
     codes = random_codes(spec, 1)
     spikes = torch.tensor([[[1, 0, 1, 1, 0, 0, 0, 0], [0] * 8, [0, 0, 0, 0, 0, 0, 1, 0]]])
     trace = synapse_run(spec, codes, spikes)
     beats = synapse_input_beats(spec, spikes)
     expected = synapse_expected_beats(spec, trace.currents, trace.sops, trace.reads)
-    run = run_stream(SynapseEngine(spec, init_codes=codes), beats, len(expected))
+    engine = SynapseEngine(spec, init_codes=codes)
+    assert (engine.step_latency, engine.step_overhead) == (big_l + 2, big_l + 1)
+    run = run_stream(engine, beats, len(expected))
     assert run.outputs == [pack(synapse_output_layout(spec), b) for b in expected]
     g = spec.groups
     want_accept, want_out, cycle = [], [], 0
     for beat in beats:
         want_accept.append(cycle)
         if beat["kind"] == STEP:
-            want_out += [cycle + SynapseEngine.STEP_LATENCY + k for k in range(g)]
-            cycle += g + SynapseEngine.STEP_OVERHEAD
+            want_out += [cycle + big_l + 2 + k for k in range(g)]
+            cycle += g + big_l + 1
         else:
             cycle += g
     assert run.accept_cycles == want_accept
     assert run.output_cycles == want_out
-    # a step with k spikes takes k G + G + 2 cycles: 3 spikes -> 3*4 + 4 + 2 = 18
-    assert run.accept_cycles[4] - run.accept_cycles[0] == 18
+    # a step with k spikes takes k G + G + L + 1 cycles: 3 spikes -> 3*4 + 4 + L + 1 = 17 + L
+    assert run.accept_cycles[4] - run.accept_cycles[0] == 17 + big_l
+
+
+def test_back_to_back_spikes_on_one_accumulator_word_forward_the_sum():
+    """G = 1 (P = N): every spike adds into the same accumulator word on consecutive cycles, so each
+    read meets the previous spike's write in the pipeline (the read-after-write hazard). All inputs
+    spike in every step; expected currents from a plain-Python saturating loop."""
+    for impl in ("precomputed", "regenerate"):
+        spec = SynapseSpec(n_inputs=6, n_outputs=4, lanes=4, acc_width=8, gain_sigma=6554, offset_sigma=8,
+                           mismatch_impl=impl)
+        assert spec.groups == 1
+        codes = random_codes(spec, 3)
+        spikes = torch.ones(1, 3, spec.n_inputs, dtype=torch.int64)
+        spikes[0, 1, ::2] = 0
+        w = synapse_weights(spec, codes).tolist()
+        lo, hi = fixed.int_min(spec.acc_width, True), fixed.int_max(spec.acc_width, True)
+        want = []
+        for t in range(spikes.shape[1]):
+            acc = [0] * spec.n_outputs
+            for r in range(spec.n_inputs):
+                if spikes[0, t, r]:
+                    acc = [min(hi, max(lo, a + w[r][j])) for j, a in enumerate(acc)]
+            want.append(acc)
+        beats = synapse_input_beats(spec, spikes)
+        run = run_stream(SynapseEngine(spec, init_codes=codes), beats, spikes.shape[1])
+        layout = synapse_output_layout(spec)
+        trace = synapse_run(spec, codes, spikes)
+        assert trace.currents[0].tolist() == want
+        expected = synapse_expected_beats(spec, trace.currents, trace.sops, trace.reads)
+        assert run.outputs == [pack(layout, b) for b in expected]
+        # back to back: the spikes of step 0 were accepted on consecutive cycles
+        assert run.accept_cycles[:spec.n_inputs] == list(range(spec.n_inputs))
 
 
 def test_stalled_output_holds_the_drain():
