@@ -177,6 +177,20 @@ class Spikformer(nn.Module):
             head=self.head.to_integer(wb), time_steps=self.time_steps)
 
 
+def int_sps_stem(model, pixels: torch.Tensor, out: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Integer spiking patch splitting (conv1 -> conv2 -> 2x2 max pool -> + relative position conv),
+    shared by every model with Spikformer's stem (``model.conv1``, ``conv2``, ``rpe``, ``time_steps``).
+    Records each stage in ``out`` and returns the stem's output spikes (T, B, 16, C)."""
+    energy.count_samples(batch_size_of(pixels))
+    s1 = model.conv1(im2col(pixels_to_time(pixels, model.time_steps), 8, 8))
+    s2 = model.conv2(im2col(s1, 8, 8))
+    pooled = maxpool2(s2, 8, 8)
+    r = model.rpe(im2col(pooled, 4, 4))
+    x = pooled + r
+    out.update({"sps.conv1": s1, "sps.conv2": s2, "sps.pool": pooled, "sps.rpe": r, "sps.out": x})
+    return x
+
+
 @dataclass
 class IntSpikformer:
     """Integer Spikformer: int64 only; ``forward_layers`` returns every layer's tensors."""
@@ -190,14 +204,8 @@ class IntSpikformer:
 
     def forward_layers(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
         pixels = check_int_pixels(pixels, "IntSpikformer")
-        energy.count_samples(batch_size_of(pixels))
         out: dict[str, torch.Tensor] = {"pixels": pixels}
-        s1 = self.conv1(im2col(pixels_to_time(pixels, self.time_steps), 8, 8))
-        s2 = self.conv2(im2col(s1, 8, 8))
-        pooled = maxpool2(s2, 8, 8)
-        r = self.rpe(im2col(pooled, 4, 4))
-        x = pooled + r
-        out.update({"sps.conv1": s1, "sps.conv2": s2, "sps.pool": pooled, "sps.rpe": r, "sps.out": x})
+        x = int_sps_stem(self, pixels, out)
         for i, (attn, fc1, fc2) in enumerate(self.blocks):
             x = x + attn.layers(x, f"block{i}.attn", out)
             h = fc1(x)

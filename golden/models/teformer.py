@@ -65,7 +65,7 @@ from .common import (LN_FRAC, PIXEL_FRAC, SIGMOID_FRAC, IntLinear, IntReadout, I
                      LinearBN, Readout, SpikingLinearBN, StreamLIF, batch_size_of, check_int_pixels, check_sizes,
                      heads_merge, heads_split, im2col, layer_norm_int, maxpool2, name_layers,
                      pixels_to_time, sigmoid_int)
-from .spikformer import SpikingMLPBlock, SpikingSelfAttention
+from .spikformer import SpikingMLPBlock, SpikingSelfAttention, int_sps_stem
 
 V_FUSIONS = ("none", "decay")
 BACKWARDS = ("attention", "gru_mlp", "none")
@@ -363,14 +363,8 @@ class IntTEFormer:
 
     def forward_layers(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
         pixels = check_int_pixels(pixels, "IntTEFormer")
-        energy.count_samples(batch_size_of(pixels))
         out: dict[str, torch.Tensor] = {"pixels": pixels}
-        s1 = self.conv1(im2col(pixels_to_time(pixels, self.time_steps), 8, 8))
-        s2 = self.conv2(im2col(s1, 8, 8))
-        pooled = maxpool2(s2, 8, 8)
-        r = self.rpe(im2col(pooled, 4, 4))
-        x = pooled + r
-        out.update({"sps.conv1": s1, "sps.conv2": s2, "sps.pool": pooled, "sps.rpe": r, "sps.out": x})
+        x = int_sps_stem(self, pixels, out)
         for i, (attn, temporal, fc1, fc2) in enumerate(self.blocks):
             x = x + attn.layers(x, f"block{i}.attn", out)
             x = x + temporal.layers(x, f"block{i}.temporal", out)
