@@ -6,7 +6,7 @@ Hardware for ``golden.wta.wta_attention`` (one head); the equations are in
 
 from __future__ import annotations
 
-from amaranth import C, Module, Mux, Signal, signed, unsigned
+from amaranth import C, Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -59,6 +59,50 @@ def _tree_sum(terms):
     return terms[0]
 
 
+def _best_head(m: Module, heads: list, index_width: int, score_signed: bool):
+    """The best of the P lane heads and a one-hot vector of the lane it came from.
+
+    Order: higher score first, then lower key index; an invalid head loses to any
+    valid one. The lanes hold disjoint keys, so among valid heads the order is total
+    and at most one lane wins. All P (P - 1) / 2 comparisons run in parallel on one
+    unsigned key per head, ``{score (sign bit flipped), ~index}``, so the depth is one
+    comparator, an AND of P - 1 bits and a one-hot multiplexer, whatever P is.
+    Returns ``(best, won)``; with no valid head ``best`` is all zeros (valid 0).
+    """
+    lanes = len(heads)
+    keys = []
+    for p, head in enumerate(heads):
+        score_bits = Value.cast(head.score).as_unsigned()
+        if score_signed:
+            score_bits = Cat(score_bits[:-1], ~score_bits[-1])
+        key = Signal(len(score_bits) + index_width, name=f"head{p}_key")
+        m.d.comb += key.eq(Cat(~head.index, score_bits))
+        keys.append(key)
+    better = {}
+    for a in range(lanes):
+        for b in range(a + 1, lanes):
+            ab = Signal(name=f"head{a}_beats{b}")
+            m.d.comb += ab.eq(heads[a].valid & (~heads[b].valid | (keys[a] > keys[b])))
+            better[a, b] = ab
+            better[b, a] = heads[b].valid & ~ab
+    won = Signal(lanes, name="head_won")
+    for p in range(lanes):
+        cond = heads[p].valid
+        for q in range(lanes):
+            if q != p:
+                cond = cond & better[p, q]
+        m.d.comb += won[p].eq(cond)
+    best = Signal(heads[0].shape(), name="best_head")
+    picked = 0
+    for p in range(lanes):
+        picked = picked | Mux(won[p], heads[p].as_value(), 0)
+    m.d.comb += best.eq(picked)
+    # some head is valid exactly when one lane wins: the OR of the valid bits says so
+    # without waiting for the comparators
+    m.d.comb += best.valid.eq(Cat(*(head.valid for head in heads)).any())
+    return best, won
+
+
 class WTAAttention(wiring.Component):
     """One head of winner-take-all attention on a single input stream.
 
@@ -70,23 +114,34 @@ class WTAAttention(wiring.Component):
     Datapath: K is kept in an ``amaranth.lib.memory.Memory`` of G = ceil(L / P) words
     of P rows (written one row at a time through a lane-granular write port), V in a
     memory of L rows. For a query, P lanes compute P (query, key) scores per cycle
-    (AND + popcount for spikes, an exact dot product for multi-bit Q/K), mask them
-    (causal: j <= i; j < L; score >= min_score) and insert them, in key order, into k
-    rank-ordered slots (``rtl.topk.insert_candidate``: strict >, so ties keep the lower
-    key index). Then the winners' V rows are read one per cycle and summed; the sum is
-    multiplied by the reciprocal R (or passed through in fold mode) into the output
-    register.
+    (AND + popcount for spikes, an exact dot product for multi-bit Q/K) and mask them
+    (causal: j <= i; j < L; score >= min_score) into a score register. Lane p keeps its
+    own k rank-ordered slots of the keys j = g P + p, which reach it in increasing j:
+    one insertion per cycle (``rtl.topk.insert_candidate``: strict >, so a tie keeps
+    the lower key index). Then k merge steps each take the best lane head (higher
+    score, then lower index; all P (P - 1) / 2 head comparisons in parallel) as winner
+    r, pop it from its lane and register its V address; the V rows are read one per
+    cycle behind them and summed. The top k of the union of the lanes' top-k lists is the top k
+    of all keys, in the golden order, so this is ``golden.wta.wta_attention`` exactly.
+    The sum is multiplied by the reciprocal R (or passed through in fold mode) into the
+    output register.
+
+    Why lane lists: a single k-slot list fed P candidates per cycle puts P insertions
+    in series in one cycle (42.9 MHz on ECP5-85 at the default spec); per-lane lists
+    keep one insertion per cycle, and the merge runs alongside the V reads that were
+    needed anyway. The score register and the V address register cost one cycle each.
 
     Latency and throughput
     ----------------------
     * Load beats: 1 per cycle.
-    * A query accepted in cycle c has its output valid in cycle c + G + k + 2
-      (``latency(spec)``): G cycles of scores, k + 1 cycles of V reads (one cycle of
-      read latency), the product and the output register in the last of them.
-    * Throughput: one query every G + k + 2 cycles (``query_interval(spec)``), the
+    * A query accepted in cycle c has its output valid in cycle c + G + k + 4
+      (``latency(spec)``): G + 1 cycles of scores (the score register adds one), k + 2
+      cycles of merge and V reads (the address register and the memory's read register),
+      the product and the output register in the last of them.
+    * Throughput: one query every G + k + 4 cycles (``query_interval(spec)``), the
       next query being accepted in the cycle its predecessor's output appears. For
-      L = 64, P = 4, k = 4: 16 + 4 + 2 = 22 cycles per query, and a whole head
-      (64 loads + 64 queries) takes 64 + 64 * 22 = 1472 cycles plus the last latency tail.
+      L = 64, P = 4, k = 4: 16 + 4 + 4 = 24 cycles per query, and a whole head
+      (64 loads + 64 queries) has its last output in cycle 64 + 64 * 24 = 1600.
     * Back-pressure: a finished query waits in the V-sum state while the output
       register is full and not taken; load beats are held in the meantime.
 
@@ -108,13 +163,13 @@ class WTAAttention(wiring.Component):
 
     @staticmethod
     def latency(spec: WTASpec) -> int:
-        """Cycles from a query's accept to its output beat: G + k + 2."""
-        return spec.groups + spec.top_k + 2
+        """Cycles from a query's accept to its output beat: G + k + 4."""
+        return spec.groups + spec.top_k + 4
 
     @staticmethod
     def query_interval(spec: WTASpec) -> int:
-        """Cycles between accepted queries without back-pressure: G + k + 2."""
-        return spec.groups + spec.top_k + 2
+        """Cycles between accepted queries without back-pressure: G + k + 4."""
+        return spec.groups + spec.top_k + 4
 
     def elaborate(self, platform):
         spec = self.spec
@@ -138,10 +193,18 @@ class WTAAttention(wiring.Component):
         querying = Signal(name="querying")   # the last beat was a query: the next load is row 0
         q_index = Signal(range(length), name="q_index")
         q_reg = Signal(row_layout, name="q_reg")
-        group = Signal(range(groups), name="group")
-        rank = Signal(range(k + 1), name="rank")
+        step = Signal(range(groups + 1), name="step")
+        rank = Signal(range(k + 2), name="rank")
         slot_lay = slot_layout(iw, score_shape(spec))
-        slots = [Signal(slot_lay, name=f"slot{r}") for r in range(k)]
+        # lane p keeps the best k of its own keys j = g P + p, in rank order
+        lane_slots = [[Signal(slot_lay, name=f"lane{p}_slot{r}") for r in range(k)] for p in range(lanes)]
+        # the score register between the P score lanes and the lane insertions
+        cand = [Signal(slot_lay, name=f"cand{p}") for p in range(lanes)]
+        # the merged winners, in rank order, for the output beat
+        winners = [Signal(slot_lay, name=f"winner{r}") for r in range(k)]
+        v_addr = Signal(iw, name="v_addr")       # V address of the last winner picked
+        sel_valid = Signal(name="sel_valid")     # that winner is valid
+        prev_valid = Signal(name="prev_valid")   # the winner whose V row vr.data holds is valid
         acc_shape = signed(spec.acc_width)
         acc = [Signal(acc_shape, name=f"acc{e}") for e in range(dv)]
 
@@ -157,9 +220,9 @@ class WTAAttention(wiring.Component):
                     max(1, spec.reciprocal.bit_length())))
                 m.d.sync += self.o_stream.payload.out[e].eq(scaled)
             for r in range(k):
-                ok = slots[r].valid
+                ok = winners[r].valid
                 m.d.sync += [self.o_stream.payload.valid[r].eq(ok),
-                             self.o_stream.payload.index[r].eq(Mux(ok, slots[r].index, 0))]
+                             self.o_stream.payload.index[r].eq(Mux(ok, winners[r].index, 0))]
             m.d.sync += q_index.eq(Mux(q_index == length - 1, 0, q_index + 1))
 
         # load path: comb write ports, active on an accepted load beat
@@ -192,15 +255,18 @@ class WTAAttention(wiring.Component):
                         with m.If(row0):
                             m.d.sync += q_index.eq(0)
                     with m.Else():
-                        m.d.sync += [q_reg.eq(payload.qk), querying.eq(1), group.eq(0)]
-                        m.d.sync += [s.eq(0) for s in slots]
+                        m.d.sync += [q_reg.eq(payload.qk), querying.eq(1), step.eq(0)]
+                        m.d.sync += [s.eq(0) for lane in lane_slots for s in lane]
+                        m.d.sync += [c.eq(0) for c in cand]
                         m.d.sync += [a.eq(0) for a in acc]
+                        m.d.sync += [prev_valid.eq(0), sel_valid.eq(0)]
                         m.next = "SCORE"
 
             with m.State("SCORE"):
-                # kr.data holds group `group` (its address was presented last cycle)
-                m.d.comb += kr.addr.eq(group + 1)
-                cur = slots
+                # step s (0 .. G): kr.data holds group s (address presented last cycle); its P
+                # scores go into the score register while the register's previous contents
+                # (group s - 1; nothing at s = 0) are inserted into the lane lists.
+                m.d.comb += kr.addr.eq(step + 1)
                 for p in range(lanes):
                     krow = kr.data[p]
                     if spec.qk_signed:
@@ -210,46 +276,55 @@ class WTAAttention(wiring.Component):
                     score = Signal(score_shape(spec), name=f"score{p}")
                     m.d.comb += score.eq(_tree_sum(terms))
                     j = Signal(range(groups * lanes), name=f"key{p}")
-                    m.d.comb += j.eq(group * lanes + p)
+                    m.d.comb += j.eq(step * lanes + p)
                     elig = (score >= spec.min_score)
                     if groups * lanes > length:
                         elig = elig & (j < length)
                     if spec.causal:
                         elig = elig & (j <= q_index)
-                    cur = insert_candidate(m, cur, elig, score, j[:iw], f"lane{p}")
-                m.d.sync += [slots[r].eq(cur[r]) for r in range(k)]
-                with m.If(group == groups - 1):
+                    m.d.sync += [cand[p].valid.eq(elig), cand[p].score.eq(score), cand[p].index.eq(j[:iw])]
+                    # keys reach lane p in increasing index: strict > keeps the lower index on a tie
+                    new = insert_candidate(m, lane_slots[p], cand[p].valid, cand[p].score, cand[p].index,
+                                           f"lane{p}")
+                    m.d.sync += [lane_slots[p][r].eq(new[r]) for r in range(k)]
+                with m.If(step == groups):
                     m.d.sync += rank.eq(0)
                     m.next = "ACC"
                 with m.Else():
-                    m.d.sync += group.eq(group + 1)
+                    m.d.sync += step.eq(step + 1)
 
             with m.State("ACC"):
-                # present winner `rank`'s V address; vr.data holds winner rank - 1's row
-                addr = Signal(range(length), name="v_addr")
-                with m.Switch(rank):
-                    for r in range(k):
-                        with m.Case(r):
-                            m.d.comb += addr.eq(slots[r].index)
-                m.d.comb += vr.addr.eq(addr)
-                prev_valid = Signal(name="prev_valid")
-                with m.Switch(rank):
-                    for r in range(1, k + 1):
-                        with m.Case(r):
-                            m.d.comb += prev_valid.eq(slots[r - 1].valid)
+                # rank r < k: pick the best lane head (winner r), pop it and register its V address;
+                # rank r + 1 presents that address; rank r + 2 finds winner r's V row in vr.data
+                # and adds it if the winner is valid. The address register keeps the head
+                # comparisons and the V memory's address decoding in different cycles.
+                best, lane_won = _best_head(m, [lane_slots[p][0] for p in range(lanes)], iw, spec.score_signed)
+                m.d.comb += vr.addr.eq(v_addr)
                 total = [Signal(acc_shape, name=f"total{e}") for e in range(dv)]
                 for e in range(dv):
                     m.d.comb += total[e].eq(acc[e] + Mux(prev_valid, vr.data[e], 0))
-                with m.If(rank == k):
+                m.d.sync += prev_valid.eq(sel_valid)
+                with m.If(rank == k + 1):
                     with m.If(out_free):
                         emit(total)
                         m.next = "IDLE"
                     with m.Else():
                         m.d.sync += [acc[e].eq(total[e]) for e in range(dv)]
+                        m.d.sync += prev_valid.eq(0)
                         m.next = "HOLD"
                 with m.Else():
                     m.d.sync += [acc[e].eq(total[e]) for e in range(dv)]
                     m.d.sync += rank.eq(rank + 1)
+                    m.d.sync += sel_valid.eq(0)
+                    with m.Switch(rank):
+                        for r in range(k):
+                            with m.Case(r):
+                                m.d.sync += [winners[r].eq(best), v_addr.eq(best.index), sel_valid.eq(best.valid)]
+                    with m.If(rank < k):
+                        for p in range(lanes):
+                            with m.If(lane_won[p]):
+                                m.d.sync += [lane_slots[p][r].eq(lane_slots[p][r + 1]) for r in range(k - 1)]
+                                m.d.sync += lane_slots[p][k - 1].eq(0)
 
             with m.State("HOLD"):
                 with m.If(out_free):
