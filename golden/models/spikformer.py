@@ -127,6 +127,26 @@ class SpikformerBlock(nn.Module):
         return x + self.mlp(x)
 
 
+def add_sps_stem(model: nn.Module, embed_dim: int, lif: dict) -> None:
+    """Give ``model`` the SPS stem layers ``conv1``, ``conv2``, ``rpe`` (shared with TEFormer).
+
+    The layers stay attributes of the model itself, so checkpoints keep their keys.
+    """
+    half = embed_dim // 2
+    model.conv1 = SpikingLinearBN(9, half, spiking_input=False, **lif)     # pixels: MACs
+    model.conv2 = SpikingLinearBN(9 * half, embed_dim, **lif)
+    model.rpe = SpikingLinearBN(9 * embed_dim, embed_dim, **lif)
+
+
+def sps_stem(model: nn.Module, pixels: torch.Tensor) -> torch.Tensor:
+    """(B, 1, 8, 8) pixels -> the stem's tokens (T, B, 16, D): conv, conv + max-pool, + relative
+    position embedding; float twin of ``int_sps_stem``."""
+    energy.count_samples(batch_size_of(pixels))
+    s = model.conv1(im2col(pixels_to_time(pixels, model.time_steps), 8, 8))
+    s = maxpool2(model.conv2(im2col(s, 8, 8)), 8, 8)
+    return s + model.rpe(im2col(s, 4, 4))
+
+
 class Spikformer(nn.Module):
     """Spikformer digit classifier; ``forward(x float (B, 1, 8, 8)) -> logits (B, 10)``."""
 
@@ -139,10 +159,7 @@ class Spikformer(nn.Module):
             raise ValueError(f"Spikformer: mlp_ratio must be an integer >= 1, got {mlp_ratio!r}")
         self.time_steps, self.embed_dim = time_steps, embed_dim
         lif = dict(tau=tau, threshold=threshold)
-        half = embed_dim // 2
-        self.conv1 = SpikingLinearBN(9, half, spiking_input=False, **lif)     # pixels: MACs
-        self.conv2 = SpikingLinearBN(9 * half, embed_dim, **lif)
-        self.rpe = SpikingLinearBN(9 * embed_dim, embed_dim, **lif)
+        add_sps_stem(self, embed_dim, lif)
         self.blocks = nn.ModuleList(
             SpikformerBlock(embed_dim, heads, mlp_ratio, attn_threshold=attn_threshold, scale=scale, **lif)
             for _ in range(depth))
@@ -151,10 +168,7 @@ class Spikformer(nn.Module):
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, 8, 8) -> the last block's output (T, B, 16, D)."""
-        energy.count_samples(batch_size_of(x))
-        s = self.conv1(im2col(pixels_to_time(x, self.time_steps), 8, 8))
-        s = maxpool2(self.conv2(im2col(s, 8, 8)), 8, 8)
-        x = s + self.rpe(im2col(s, 4, 4))
+        x = sps_stem(self, x)
         for block in self.blocks:
             x = block(x)
         return x

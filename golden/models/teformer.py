@@ -62,10 +62,9 @@ from torch.nn import functional as F
 
 from .. import energy
 from .common import (LN_FRAC, PIXEL_FRAC, SIGMOID_FRAC, IntLinear, IntReadout, IntSpikingLinear, IntStreamLIF,
-                     LinearBN, Readout, SpikingLinearBN, StreamLIF, batch_size_of, check_int_pixels, check_sizes,
-                     heads_merge, heads_split, im2col, layer_norm_int, maxpool2, name_layers,
-                     pixels_to_time, sigmoid_int)
-from .spikformer import SpikingMLPBlock, SpikingSelfAttention, int_sps_stem
+                     LinearBN, Readout, SpikingLinearBN, StreamLIF, check_int_pixels, check_sizes, heads_merge,
+                     heads_split, layer_norm_int, name_layers, sigmoid_int)
+from .spikformer import SpikingMLPBlock, SpikingSelfAttention, add_sps_stem, int_sps_stem, sps_stem
 
 V_FUSIONS = ("none", "decay")
 BACKWARDS = ("attention", "gru_mlp", "none")
@@ -309,10 +308,7 @@ class TEFormer(nn.Module):
         self.time_steps, self.embed_dim = time_steps, embed_dim
         self.align_weight, self.align_margin, self.align_gap = align_weight, align_margin, align_gap
         lif = dict(tau=tau, threshold=threshold)
-        half = embed_dim // 2
-        self.conv1 = SpikingLinearBN(9, half, spiking_input=False, **lif)
-        self.conv2 = SpikingLinearBN(9 * half, embed_dim, **lif)
-        self.rpe = SpikingLinearBN(9 * embed_dim, embed_dim, **lif)
+        add_sps_stem(self, embed_dim, lif)
         self.blocks = nn.ModuleList(
             TEFormerBlock(embed_dim, heads, mlp_ratio, attn_threshold=attn_threshold, scale=scale,
                           v_fusion=v_fusion, backward=backward, **lif) for _ in range(depth))
@@ -321,10 +317,7 @@ class TEFormer(nn.Module):
         name_layers(self)
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
-        energy.count_samples(batch_size_of(x))
-        s = self.conv1(im2col(pixels_to_time(x, self.time_steps), 8, 8))
-        s = maxpool2(self.conv2(im2col(s, 8, 8)), 8, 8)
-        x = s + self.rpe(im2col(s, 4, 4))
+        x = sps_stem(self, x)
         for block in self.blocks:
             x = block(x)
         return x

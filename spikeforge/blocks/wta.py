@@ -33,4 +33,6 @@ BLOCK = Block(
     work_done=lambda v: (int(v["q"].shape[0] * v["q"].shape[1]), "attention rows"),
     vector_options={"sequences": VectorOption(int, 128, "sequences of L keys and L queries")},
     demo_vector_options={"sequences": 128},
+    # the unit is one head: a larger configuration grows L, k and the lanes (not `heads`)
+    synth_configs=({"length": 64, "k": 16, "lanes": 16},),
 )
