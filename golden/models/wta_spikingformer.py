@@ -45,6 +45,7 @@ from ..wta import WTASpec, k_from_ratio, wta_attention, wta_attention_float
 from .common import (IntSpikingLinear, IntStreamLIF, SpikingLinearBN, StreamLIF, heads_merge, heads_split,
                      name_layers)
 from ..layers import quantize_linear
+from .spikformer import SpikingMLPBlock
 
 EMBED_FRAC = 6      # embedding currents: real * 2^6
 ATTN_FRAC = 8       # F of the WTA reciprocal
@@ -121,16 +122,6 @@ class IntWTAAttention:
         return y
 
 
-class SpikingMLP(nn.Module):
-    def __init__(self, dim: int, hidden: int, *, tau: float = 2.0, threshold: float = 1.0):
-        super().__init__()
-        self.fc1 = SpikingLinearBN(dim, hidden, tau=tau, threshold=threshold)
-        self.fc2 = SpikingLinearBN(hidden, dim, tau=tau, threshold=threshold)
-
-    def forward(self, x):
-        return self.fc2(self.fc1(x))
-
-
 class WTABlock(nn.Module):
     def __init__(self, dim: int, heads: int, mlp_ratio: int, *, causal: bool, cross: bool, k: int,
                  k_ratio: float, min_score: int, tau: float, threshold: float):
@@ -138,7 +129,7 @@ class WTABlock(nn.Module):
         att = dict(k=k, k_ratio=k_ratio, min_score=min_score, tau=tau, threshold=threshold)
         self.attn = WTAAttentionLayer(dim, heads, causal=causal, **att)
         self.cross = WTAAttentionLayer(dim, heads, causal=False, **att) if cross else None
-        self.mlp = SpikingMLP(dim, mlp_ratio * dim, tau=tau, threshold=threshold)
+        self.mlp = SpikingMLPBlock(dim, mlp_ratio * dim, tau=tau, threshold=threshold)
 
     def forward(self, x, memory=None):
         x = x + self.attn(x)
