@@ -54,30 +54,32 @@ class LIFArray(wiring.Component):
     port).
 
     Pipeline (so that the default spec closes timing above 100 MHz on an ECP5-85,
-    speed 6)::
+    speed 6, and larger N, whose state lives in block RAM, too)::
 
-        accept:  read the group's state word
+        accept:  read the group's state word (presented on the read port's output next cycle)
+        stage M: state word -> register (a block RAM's slow clock-to-output gets its own cycle)
         stage A: v = first ? 0 : v_stored;  leaked = leak(v);  total = leaked + i
         stage B: h = fit(total) or leaked;  spike;  v', r'  -> state write, output register
 
-    Two consecutive beats never belong to the same group when G >= 2, so a beat's
-    read never misses the write of its group's previous beat (that write happens
-    at the latest on the edge the read happens, and the read is transparent).
-    With G = 1 every beat depends on the one before it, and the recurrence
-    v -> v' cannot be split over two cycles: a new beat is then accepted only
-    while stage A is empty and stage B is empty or leaving, i.e. at the earliest
-    on the edge that writes the previous beat's state (seen through the
-    transparent read).
+    A beat's state read must see the write of its group's previous beat. The
+    beats in flight at an accept are the last three accepted (stages M, A, B),
+    so with G >= 3 a beat of the same group can only be the oldest, in stage B
+    with M and A full; then the accept moves the whole pipeline, stage B writes
+    on that very edge and the transparent read port sees it. With G <= 2 a
+    beat is accepted only when no beat of its group is in flight, or the one in
+    stage B writes on that edge (the v -> v' recurrence cannot be shortened).
 
     Latency and throughput
     ----------------------
-    * Latency: 3 cycles. A beat accepted on the rising edge ending cycle c is
-      presented on ``o_stream`` (valid) in cycle c + 3.
+    * Latency: 4 cycles. A beat accepted on the rising edge ending cycle c is
+      presented on ``o_stream`` (valid) in cycle c + 4.
     * Throughput: 1 beat (P neuron updates) per cycle when ``o_stream.ready``
-      stays high and G >= 2; a time step of all N neurons takes G = N / P cycles.
-      With G = 1 (P = N): 1 beat every 2 cycles.
+      stays high and G >= 3; a time step of all N neurons takes G = N / P cycles.
+      G = 2: 2 beats every 3 cycles (gaps 1, 2); G = 1: 1 beat every 3 cycles
+      (``accept_gaps(spec)``).
     * Back-pressure: ``i_stream.ready`` falls only while the stages ahead are
-      full and not moving; no beat is ever dropped or duplicated.
+      full and not moving (and, with G <= 2, while a beat of the same group is
+      in flight); no beat is ever dropped or duplicated.
 
     Members
     -------
@@ -95,12 +97,13 @@ class LIFArray(wiring.Component):
         })
 
     #: cycles from input handshake to output valid, as stated in the docstring
-    LATENCY = 3
+    LATENCY = 4
 
     @staticmethod
-    def interval(spec: LIFSpec) -> int:
-        """Cycles between accepted beats without back-pressure (the docstring's throughput)."""
-        return 1 if spec.groups >= 2 else 2
+    def accept_gaps(spec: LIFSpec) -> tuple[int, ...]:
+        """Cycles between accepted beats without back-pressure, a repeating pattern (the
+        docstring's throughput): (1,) for G >= 3, (1, 2) for G = 2, (3,) for G = 1."""
+        return {1: (3,), 2: (1, 2)}.get(spec.groups, (1,))
 
     def elaborate(self, platform):
         spec = self.spec
@@ -112,11 +115,18 @@ class LIFArray(wiring.Component):
         rd = state.read_port(transparent_for=(wr,))
 
         next_group = Signal(range(groups), name="next_group")
-        # Stage A registers: the accepted beat; its memory word is on rd.data.
+        # Stage M registers: the accepted beat while its state word comes out of the memory.
+        m_valid = Signal()
+        m_group = Signal(range(groups))
+        m_current = Signal(data.ArrayLayout(signed(spec.input_width), lanes))
+        m_first = Signal()
+        # Stage A registers: the beat and its state word (a plain register after the memory:
+        # a block RAM's clock-to-output delay then has a cycle of its own).
         a_valid = Signal()
         a_group = Signal(range(groups))
         a_current = Signal(data.ArrayLayout(signed(spec.input_width), lanes))
         a_first = Signal()
+        a_stored = Signal(lif_state_layout(spec))
         # Stage B registers: per lane the sum before fitting, the leaked membrane, the counter.
         total_shape = signed(max(wv, spec.input_width) + 1)  # leaked + i is exact in this width
         b_valid = Signal()
@@ -129,23 +139,41 @@ class LIFArray(wiring.Component):
         b_fire = b_valid & out_free
         b_free = ~b_valid | b_fire
         a_fire = a_valid & b_free
-        if groups >= 2:
-            m.d.comb += self.i_stream.ready.eq(~a_valid | a_fire)
+        a_free = ~a_valid | a_fire
+        m_fire = m_valid & a_free
+        m_free = ~m_valid | m_fire
+        if groups >= 3:
+            # the beats in flight are the last three accepted; one of group `next_group` can only
+            # be the oldest, in stage B with M and A full, so an accept means it writes on this
+            # very edge, which the transparent read sees
+            m.d.comb += self.i_stream.ready.eq(m_free)
         else:
-            # G = 1: the previous beat must have left stage A (its write lands at the latest
-            # on the edge this beat's state is read, which the transparent read port sees)
-            m.d.comb += self.i_stream.ready.eq(~a_valid & b_free)
+            # G <= 2: a beat of this group may still be in flight: wait until none is, or the
+            # one in stage B writes on this edge
+            in_flight = [(m_valid, m_group, C(0, 1)), (a_valid, a_group, C(0, 1)), (b_valid, b_group, b_fire)]
+            hazard = 0
+            for valid, group, writes_now in in_flight:
+                hazard = hazard | (valid & (group == next_group) & ~writes_now)
+            m.d.comb += self.i_stream.ready.eq(m_free & ~hazard)
         accept = self.i_stream.valid & self.i_stream.ready
 
-        m.d.comb += [rd.addr.eq(next_group), rd.en.eq(self.i_stream.ready)]
+        # the word read on the accept edge stays on rd.data until the beat leaves stage M
+        m.d.comb += [rd.addr.eq(next_group), rd.en.eq(accept)]
         with m.If(accept):
             m.d.sync += [
-                a_valid.eq(1),
-                a_group.eq(next_group),
-                a_current.eq(self.i_stream.payload.current),
-                a_first.eq(self.i_stream.payload.first),
+                m_valid.eq(1),
+                m_group.eq(next_group),
+                m_current.eq(self.i_stream.payload.current),
+                m_first.eq(self.i_stream.payload.first),
                 next_group.eq(Mux(next_group == groups - 1, 0, next_group + 1)),
             ]
+        with m.Elif(m_fire):
+            m.d.sync += m_valid.eq(0)
+
+        # ---- stage M: register the state word
+        with m.If(m_fire):
+            m.d.sync += [a_valid.eq(1), a_group.eq(m_group), a_current.eq(m_current), a_first.eq(m_first),
+                         a_stored.eq(rd.data)]
         with m.Elif(a_fire):
             m.d.sync += a_valid.eq(0)
 
@@ -155,7 +183,7 @@ class LIFArray(wiring.Component):
         with m.Elif(b_fire):
             m.d.sync += b_valid.eq(0)
         for p in range(lanes):
-            stored = rd.data[p]
+            stored = a_stored[p]
             v = Signal(signed(wv), name=f"v{p}")
             m.d.comb += v.eq(Mux(a_first, 0, stored.v))
             if spec.leak_mode == "shift":
