@@ -92,7 +92,7 @@ TARGETS = {
         bram_name="DP16KD (18 kbit EBR)", dsp_name="MULT18X18D", bram_bits=18432, lutram_bits_per_lut=16,
         cells=_ECP5_CELLS),
     "ice40": Target(
-        name="ice40", device="iCE40UP5K-SG48", synth_command="synth_ice40",
+        name="ice40", device="iCE40UP5K-SG48", synth_command="synth_ice40 -dsp",
         pnr_tool="nextpnr-ice40", pnr_args=("--up5k", "--package", "sg48"), freq_mhz=24,
         capacity={"luts": 5280, "ffs": 5280, "bram": 30, "dsp": 8},
         bram_name="SB_RAM40_4K (4 kbit)", dsp_name="SB_MAC16", bram_bits=4096, lutram_bits_per_lut=0,
