@@ -117,7 +117,7 @@ class SynapseEngine(wiring.Component):
         m = Module()
         groups, lanes, wa = spec.groups, spec.lanes, spec.acc_width
 
-        m.submodules.weights = wmem = LogWeightMemory(spec, self.init_codes)
+        m.submodules.weight_memory = wmem = LogWeightMemory(spec, self.init_codes)
         m.submodules.acc = acc = memory.Memory(shape=data.ArrayLayout(signed(wa), lanes), depth=groups, init=[])
         acc_wr = acc.write_port()
         acc_rd = acc.read_port(transparent_for=(acc_wr,))
