@@ -225,8 +225,9 @@ class SynapseLIF(wiring.Component):
 
     The engine's current beats (P currents of group g, ``first``) are exactly the
     LIF array's input beats; the counters stay inside. Latency: a STEP accepted
-    in cycle c gives LIF output beat g in cycle c + (L + 2) + 2 + g (the engine's
-    L + 2, the LIF array's 2); throughput as the engine's.
+    in cycle c gives LIF output beat g in cycle c + (L + 2) + 4 + g (the engine's
+    L + 2, the LIF array's 4) when G >= 3, where the LIF array takes one beat per
+    cycle; throughput as the engine's.
 
     Members
     -------

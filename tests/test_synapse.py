@@ -405,6 +405,22 @@ def test_trained_layer_through_engine_and_lif_bit_exact(tmp_path):
     assert run.outputs == [pack(lif_output_layout(lif_spec), b) for b in expected]
 
 
+def test_engine_and_lif_latency_match_the_docstring(tmp_path):
+    """No gaps, G = 4 >= 3: a STEP accepted in cycle c gives LIF output beat g in cycle
+    c + (L + 2) + 4 + g (the engine's L + 2, the LIF array's 4), L = 2 for precomputed weights."""
+    from golden.lif import LIFSpec
+
+    spec = SynapseSpec(n_inputs=8, n_outputs=12, lanes=3, mismatch_impl="precomputed")
+    lif_spec = LIFSpec(n_neurons=12, lanes=3, input_width=spec.acc_width, membrane_width=18, threshold=300)
+    codes = random_codes(spec, 1)
+    spikes = torch.tensor([[[1, 0, 1, 1, 0, 0, 0, 0], [0] * 8, [0, 0, 0, 0, 0, 0, 1, 0]]])
+    beats, expected, _ = pair_vectors(tmp_path, spec, lif_spec, codes, spikes)
+    run = run_stream(SynapseLIF(spec, lif_spec), beats, len(expected))
+    assert run.outputs == [pack(lif_output_layout(lif_spec), b) for b in expected]
+    steps = [c for c, beat in zip(run.accept_cycles, beats) if beat["kind"] == STEP]
+    assert run.output_cycles == [c + (2 + 2) + 4 + g for c in steps for g in range(spec.groups)]
+
+
 def test_trained_layer_integer_mode_tracks_the_float_layer():
     """Sigma 0: integer currents / 2^(f + F) stay within the quantizer's bound of the float currents;
     4-bit log weights are coarse (a factor up to sqrt 2 per weight), so single spikes differ more
