@@ -265,7 +265,9 @@ class WTAAttention(wiring.Component):
             with m.State("SCORE"):
                 # step s (0 .. G): kr.data holds group s (address presented last cycle); its P
                 # scores go into the score register while the register's previous contents
-                # (group s - 1; nothing at s = 0) are inserted into the lane lists.
+                # (group s - 1; nothing at s = 0) are inserted into the lane lists. At s = G the
+                # register takes a word past the last group: it is never inserted, since the FSM
+                # leaves SCORE and the next query clears the register first.
                 m.d.comb += kr.addr.eq(step + 1)
                 for p in range(lanes):
                     krow = kr.data[p]
