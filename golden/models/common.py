@@ -311,6 +311,11 @@ class IntReadout:
         energy.count_linear(self.meter_name, pooled, self.q.weight.shape[0], spiking_input=False)
         return torch.matmul(pooled, self.q.weight.t()) + x_int.shape[-2] * self.q.bias
 
+    def record(self, x_int: torch.Tensor, out: dict[str, torch.Tensor]) -> None:
+        """Write the per-step logits ``logits_t`` and their sum over time ``logits`` into ``out``."""
+        out["logits_t"] = self.steps(x_int)
+        out["logits"] = out["logits_t"].sum(dim=0)
+
 
 def heads_split(x: torch.Tensor, heads: int) -> torch.Tensor:
     """(..., N, D) -> (..., H, N, D/H)."""

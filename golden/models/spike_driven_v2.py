@@ -186,8 +186,7 @@ class IntSpikeDrivenV2:
             u = block.layers(u, f"block{i}", out)
         s = self.head_in(u)
         out["head.in"] = s
-        out["logits_t"] = self.head.steps(s)
-        out["logits"] = out["logits_t"].sum(dim=0)
+        self.head.record(s, out)
         return out
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:

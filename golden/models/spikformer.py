@@ -205,6 +205,16 @@ def int_sps_stem(model, pixels: torch.Tensor, out: dict[str, torch.Tensor]) -> t
     return x
 
 
+def int_mlp_residual(x: torch.Tensor, fc1, fc2, prefix: str, out: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Integer MLP sub-block with its residual: x + fc2(fc1(x)); records fc1, fc2 and the block's
+    output under ``prefix`` (shared by Spikformer, TEFormer and the WTA Spikingformers)."""
+    h = fc1(x)
+    y = fc2(h)
+    x = x + y
+    out.update({f"{prefix}.mlp.fc1": h, f"{prefix}.mlp.fc2": y, f"{prefix}.out": x})
+    return x
+
+
 @dataclass
 class IntSpikformer:
     """Integer Spikformer: int64 only; ``forward_layers`` returns every layer's tensors."""
@@ -222,12 +232,8 @@ class IntSpikformer:
         x = int_sps_stem(self, pixels, out)
         for i, (attn, fc1, fc2) in enumerate(self.blocks):
             x = x + attn.layers(x, f"block{i}.attn", out)
-            h = fc1(x)
-            y = fc2(h)
-            x = x + y
-            out.update({f"block{i}.mlp.fc1": h, f"block{i}.mlp.fc2": y, f"block{i}.out": x})
-        out["logits_t"] = self.head.steps(x)
-        out["logits"] = out["logits_t"].sum(dim=0)
+            x = int_mlp_residual(x, fc1, fc2, f"block{i}", out)
+        self.head.record(x, out)
         return out
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:

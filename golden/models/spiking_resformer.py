@@ -245,8 +245,7 @@ class IntSpikingResformer:
         out.update({"prologue": u0, "down.in": s0, "down.out": u})
         for i, block in enumerate(self.blocks):
             u = block.layers(u, f"block{i}", out)
-        out["logits_t"] = self.head.steps(u)
-        out["logits"] = out["logits_t"].sum(dim=0)
+        self.head.record(u, out)
         return out
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:

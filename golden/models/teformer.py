@@ -64,7 +64,8 @@ from .. import energy
 from .common import (LN_FRAC, PIXEL_FRAC, SIGMOID_FRAC, IntLinear, IntReadout, IntSpikingLinear, IntStreamLIF,
                      LinearBN, Readout, SpikingLinearBN, StreamLIF, check_int_pixels, check_sizes, heads_merge,
                      heads_split, layer_norm_int, name_layers, sigmoid_int)
-from .spikformer import SpikingMLPBlock, SpikingSelfAttention, add_sps_stem, int_sps_stem, sps_stem
+from .spikformer import (SpikingMLPBlock, SpikingSelfAttention, add_sps_stem, int_mlp_residual, int_sps_stem,
+                         sps_stem)
 
 V_FUSIONS = ("none", "decay")
 BACKWARDS = ("attention", "gru_mlp", "none")
@@ -361,12 +362,8 @@ class IntTEFormer:
         for i, (attn, temporal, fc1, fc2) in enumerate(self.blocks):
             x = x + attn.layers(x, f"block{i}.attn", out)
             x = x + temporal.layers(x, f"block{i}.temporal", out)
-            h = fc1(x)
-            y = fc2(h)
-            x = x + y
-            out.update({f"block{i}.mlp.fc1": h, f"block{i}.mlp.fc2": y, f"block{i}.out": x})
-        out["logits_t"] = self.head.steps(x)
-        out["logits"] = out["logits_t"].sum(dim=0)
+            x = int_mlp_residual(x, fc1, fc2, f"block{i}", out)
+        self.head.record(x, out)
         return out
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:

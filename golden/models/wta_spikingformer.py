@@ -45,7 +45,7 @@ from ..wta import WTASpec, k_from_ratio, wta_attention, wta_attention_float
 from .common import (IntSpikingLinear, IntStreamLIF, SpikingLinearBN, StreamLIF, heads_merge, heads_split,
                      name_layers)
 from ..layers import quantize_linear
-from .spikformer import SpikingMLPBlock
+from .spikformer import SpikingMLPBlock, int_mlp_residual
 
 EMBED_FRAC = 6      # embedding currents: real * 2^6
 ATTN_FRAC = 8       # F of the WTA reciprocal
@@ -251,10 +251,7 @@ class IntWTASpikingformer:
                 if memory is None:
                     raise ValueError("this decoder has cross-attention: pass the encoder output as memory")
                 x = x + cross.layers(x, f"block{i}.cross", out, memory=memory)
-            h = fc1(x)
-            y = fc2(h)
-            x = x + y
-            out.update({f"block{i}.mlp.fc1": h, f"block{i}.mlp.fc2": y, f"block{i}.out": x})
+            x = int_mlp_residual(x, fc1, fc2, f"block{i}", out)
         # logits (T 2^f units) = W sum_t x_t + T b
         out["logits"] = torch.matmul(x.sum(dim=0), self.head.weight.t()) + self.time_steps * self.head.bias
         out["logit_scale"] = torch.tensor(self.time_steps * (1 << self.head.weight_frac))
