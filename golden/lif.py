@@ -20,6 +20,15 @@ State per neuron: membrane ``v`` (Wv-bit signed) and refractory counter ``r``
 |leak(v)| <= |v|; ``h - theta`` cannot overflow because h >= theta > 0. Every
 sequence starts from v = 0, r = 0.
 
+Beat level (the hardware's stream; ``lif_run_beats``)
+-----------------------------------------------------
+The array keeps G = N / P state words; one beat updates one word (P neurons)
+by one ``lif_step``. With ``addressed`` the beat names its word (``group``),
+otherwise the words are taken in cyclic order 0, 1, ..., G - 1, 0, ...; with
+``runtime_params`` the beat carries its own threshold, leak and reset mode
+(``lif_params``), so one array can run several layers with different
+parameters, each layer owning a range of words.
+
 Float mode
 ----------
 ``LIF`` is an ``nn.Module`` computing ``h = beta * v + x`` with the same reset
@@ -31,7 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -63,6 +72,12 @@ class LIFSpec(SpecBase):
     overflow : "saturate" (default) or "wrap" for the membrane sum.
     refractory : R, steps a neuron ignores input after a spike (0 = none), 0 .. 255.
     emit_membrane : whether the hardware also streams out v' (golden always computes it).
+    addressed : each input beat carries ``group`` (0 .. G - 1), the state word it updates,
+        instead of the implicit cyclic group counter; beats may come in any group order.
+    runtime_params : each input beat carries its own ``threshold``, ``leak`` (leak_shift or
+        leak_beta, per leak_mode) and ``reset`` (index into RESET_MODES); the spec's threshold,
+        leak_shift, leak_beta and reset_mode are then only the defaults of the beat helpers
+        (``lif_params``). leak_mode, the widths, overflow and refractory stay spec constants.
     """
 
     block = "lif"
@@ -80,6 +95,8 @@ class LIFSpec(SpecBase):
     overflow: str = "saturate"
     refractory: int = 0
     emit_membrane: bool = True
+    addressed: bool = False
+    runtime_params: bool = False
 
     def __post_init__(self):
         name = "LIFSpec"
@@ -99,6 +116,8 @@ class LIFSpec(SpecBase):
         check_choice(name, "overflow", self.overflow, fixed.OVERFLOW_MODES)
         check_int(name, "refractory", self.refractory, 0, 255)
         check_bool(name, "emit_membrane", self.emit_membrane)
+        check_bool(name, "addressed", self.addressed)
+        check_bool(name, "runtime_params", self.runtime_params)
 
     @property
     def groups(self) -> int:
@@ -109,6 +128,14 @@ class LIFSpec(SpecBase):
     def refractory_bits(self) -> int:
         """Bits of the refractory counter (0 when R = 0)."""
         return fixed.bits_for(self.refractory) if self.refractory else 0
+
+    @property
+    def param_widths(self) -> dict[str, int]:
+        """Unsigned bits of the per-beat parameters (``runtime_params``): threshold Wv - 1,
+        leak F + 1 (multiply: b in 0 .. 2^F) or bits_for(Wv - 1) (shift: s in 1 .. Wv - 1),
+        reset 2 (an index into RESET_MODES)."""
+        leak = self.leak_frac_bits + 1 if self.leak_mode == "multiply" else fixed.bits_for(self.membrane_width - 1)
+        return {"threshold": self.membrane_width - 1, "leak": leak, "reset": 2}
 
     @property
     def beta(self) -> float:
@@ -185,6 +212,205 @@ def lif_run(spec: LIFSpec, currents: torch.Tensor) -> LIFTrace:
         spikes.append(spike)
         membrane.append(state.v)
     return LIFTrace(torch.stack(spikes, dim=-2), torch.stack(membrane, dim=-2))
+
+
+# ---------------------------------------------------------------------------
+# Beat level: the array's state memory, one beat at a time
+
+#: keys of a beat, in the order of ``LIFBeat`` (``group`` and the parameters are mode-dependent)
+BEAT_PARAMS = ("threshold", "leak", "reset")
+
+
+class LIFBeat(NamedTuple):
+    """One input beat of the array: ``group`` (None = the cyclic counter's), ``first``, P
+    ``current`` values and, with ``runtime_params``, ``threshold``, ``leak``, ``reset``."""
+
+    group: int | None
+    first: int
+    current: Sequence[int]
+    threshold: int | None = None
+    leak: int | None = None
+    reset: int | None = None
+
+
+def lif_params(spec: LIFSpec) -> dict[str, int]:
+    """A spec's neuron parameters as a beat carries them with ``runtime_params``.
+
+    ``threshold = theta``; ``leak = s`` (shift leak) or ``b`` (multiply leak);
+    ``reset = RESET_MODES.index(reset_mode)`` (0 subtract, 1 zero, 2 none).
+    """
+    leak = spec.leak_shift if spec.leak_mode == "shift" else spec.leak_beta
+    return {"threshold": spec.threshold, "leak": leak, "reset": RESET_MODES.index(spec.reset_mode)}
+
+
+def lif_beat_spec(spec: LIFSpec, threshold: int, leak: int, reset: int) -> LIFSpec:
+    """The P-neuron spec one beat runs: ``spec`` with the beat's parameters (validated by
+    ``LIFSpec``, so an out-of-range parameter is a ``SpecError`` naming the field)."""
+    if isinstance(reset, bool) or not isinstance(reset, int) or not 0 <= reset < len(RESET_MODES):
+        raise SpecError(f"LIF beat reset = {reset!r} is out of range; allowed: 0 .. {len(RESET_MODES) - 1} "
+                        f"({', '.join(f'{i} {m}' for i, m in enumerate(RESET_MODES))})")
+    leak_field = "leak_shift" if spec.leak_mode == "shift" else "leak_beta"
+    return spec.replace(n_neurons=spec.lanes, threshold=threshold, reset_mode=RESET_MODES[reset],
+                        **{leak_field: leak})
+
+
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        try:
+            as_int = int(value)
+        except (TypeError, ValueError):
+            as_int = None
+        if as_int is None or as_int != value:
+            raise ValueError(f"{what} must be an integer, got {value!r}")
+        value = as_int
+    return value
+
+
+def lif_normalize_beats(spec: LIFSpec, beats: Iterable) -> list[dict[str, Any]]:
+    """Check beats and return them as dicts with exactly the fields of the array's input beat.
+
+    A beat is a mapping or a ``LIFBeat`` (or a tuple in its order). Keys: ``current`` (P
+    Wi-bit signed ints), ``first`` (0 / 1), ``group`` (0 .. G - 1; required iff ``addressed``,
+    and when not addressed it may only repeat the cyclic counter's value) and ``threshold``,
+    ``leak``, ``reset`` (required iff ``runtime_params``). Anything else is a ``ValueError``
+    naming the beat; a parameter out of range is a ``SpecError``.
+    """
+    allowed = {"current", "first", "group", *BEAT_PARAMS}
+    out = []
+    for k, beat in enumerate(beats):
+        if isinstance(beat, Mapping):
+            fields = dict(beat)
+        else:
+            fields = LIFBeat(*beat)._asdict()
+        unknown = sorted(set(fields) - allowed)
+        if unknown:
+            raise ValueError(f"LIF beat {k} has unknown field(s) {', '.join(unknown)}")
+        fields = {key: value for key, value in fields.items() if value is not None}
+        if "current" not in fields or "first" not in fields:
+            raise ValueError(f"LIF beat {k} needs 'current' and 'first'")
+        current = [_int(x, f"LIF beat {k} current") for x in fields["current"]]
+        if len(current) != spec.lanes:
+            raise ValueError(f"LIF beat {k} has {len(current)} currents; the spec has lanes = {spec.lanes}")
+        lo, hi = fixed.int_min(spec.input_width, True), fixed.int_max(spec.input_width, True)
+        if any(not lo <= x <= hi for x in current):
+            raise ValueError(f"LIF beat {k} current {current} is outside the {spec.input_width}-bit signed "
+                             f"range [{lo}, {hi}]")
+        first = _int(fields["first"], f"LIF beat {k} first")
+        if first not in (0, 1):
+            raise ValueError(f"LIF beat {k} first = {first} must be 0 or 1")
+        beat_out = {"current": current, "first": first}
+        cyclic = k % spec.groups
+        if spec.addressed:
+            if "group" not in fields:
+                raise ValueError(f"LIF beat {k} has no 'group' (the spec is addressed)")
+            group = _int(fields["group"], f"LIF beat {k} group")
+            if not 0 <= group < spec.groups:
+                raise ValueError(f"LIF beat {k} group = {group} is out of range; allowed: 0 .. {spec.groups - 1}")
+            beat_out["group"] = group
+        elif fields.get("group", cyclic) != cyclic:
+            raise ValueError(f"LIF beat {k} names group {fields['group']}, but the spec is not addressed: "
+                             f"beat {k} updates group {cyclic} (k mod G)")
+        given = [name for name in BEAT_PARAMS if name in fields]
+        if spec.runtime_params:
+            missing = [name for name in BEAT_PARAMS if name not in fields]
+            if missing:
+                raise ValueError(f"LIF beat {k} lacks {', '.join(missing)} (the spec has runtime_params)")
+            for name in BEAT_PARAMS:
+                beat_out[name] = _int(fields[name], f"LIF beat {k} {name}")
+        elif given:
+            raise ValueError(f"LIF beat {k} carries {', '.join(given)}, but the spec has "
+                             f"runtime_params = False")
+        out.append(beat_out)
+    return out
+
+
+def lif_run_beats(spec: LIFSpec, beats: Iterable) -> LIFTrace:
+    """The array's stream semantics: run beats against a state memory of G words.
+
+    Every word starts at v = 0, r = 0 (the hardware's memory after reset). Beat k names
+    the word ``g_k`` = ``group`` (``addressed``) or ``k mod G`` (the cyclic counter), and
+    carries ``first``, the P currents ``i_k`` and, with ``runtime_params``, its parameters
+    (spec values otherwise)::
+
+        (v, r)              = (0, 0)      if first_k     else  word[g_k]
+        spike_k, (v', r')   = lif_step(spec_k, (v, r), i_k)
+        word[g_k]           = (v', r')
+        spec_k              = spec with n_neurons = P, threshold = theta_k,
+                              leak_shift (shift) or leak_beta (multiply) = leak_k,
+                              reset_mode = RESET_MODES[reset_k]
+
+    so each update is exactly ``lif_step`` (the module docstring's equations) with the
+    beat's parameters; beats of one group are applied in stream order, beats of different
+    groups never interact. Beats are checked by ``lif_normalize_beats``; a parameter out of
+    its range (threshold 1 .. 2^(Wv-1) - 1, s 1 .. Wv - 1, b 0 .. 2^F, reset 0 .. 2) is a
+    ``SpecError``.
+
+    Returns
+    -------
+    LIFTrace with ``spikes`` and ``membrane`` (v'), both (n_beats, P) int64, row k for beat k.
+    """
+    beats = lif_normalize_beats(spec, beats)
+    lanes = spec.lanes
+    zeros = torch.zeros(lanes, dtype=torch.int64)
+    words = [LIFState(zeros, zeros) for _ in range(spec.groups)]
+    default = lif_params(spec)
+    specs: dict[tuple[int, int, int], LIFSpec] = {}
+    spikes, membrane = [], []
+    for k, beat in enumerate(beats):
+        group = beat.get("group", k % spec.groups)
+        params = tuple(beat.get(name, default[name]) for name in BEAT_PARAMS)
+        if params not in specs:
+            specs[params] = lif_beat_spec(spec, *params)
+        state = LIFState(zeros, zeros) if beat["first"] else words[group]
+        spike, words[group] = lif_step(specs[params], state, torch.tensor(beat["current"], dtype=torch.int64))
+        spikes.append(spike)
+        membrane.append(words[group].v)
+    if not beats:
+        empty = torch.zeros(0, lanes, dtype=torch.int64)
+        return LIFTrace(empty, empty.clone())
+    return LIFTrace(torch.stack(spikes), torch.stack(membrane))
+
+
+def _mode_fields(spec: LIFSpec) -> list[str]:
+    """The beat fields that the spec's modes add: ``group`` and the parameters."""
+    return (["group"] if spec.addressed else []) + (list(BEAT_PARAMS) if spec.runtime_params else [])
+
+
+def lif_beat_reference(spec: LIFSpec, beats: Iterable) -> dict[str, torch.Tensor]:
+    """Arrays of a beat-level LIF vector file, one row per beat (B beats, P lanes).
+
+    ``first`` (B,) uint8, ``current`` (B, P) int64, ``group`` (B,) int64 if ``addressed``,
+    ``threshold`` / ``leak`` / ``reset`` (B,) int64 if ``runtime_params``, and the golden
+    ``spikes`` (B, P) uint8 and ``membrane`` (B, P) int64 of ``lif_run_beats``.
+    """
+    beats = lif_normalize_beats(spec, beats)
+    trace = lif_run_beats(spec, beats)
+    arrays = {"first": torch.tensor([b["first"] for b in beats], dtype=torch.uint8),
+              "current": torch.tensor([b["current"] for b in beats], dtype=torch.int64).reshape(-1, spec.lanes)}
+    for name in _mode_fields(spec):
+        arrays[name] = torch.tensor([b[name] for b in beats], dtype=torch.int64)
+    arrays["spikes"] = trace.spikes.to(torch.uint8)
+    arrays["membrane"] = trace.membrane
+    return arrays
+
+
+def lif_beats_from_arrays(spec: LIFSpec, arrays) -> list[dict[str, Any]]:
+    """The beats of a beat-level vector file (``lif_beat_reference``'s arrays), checked."""
+    current = arrays["current"]
+    if current.ndim != 2 or current.shape[1] != spec.lanes:
+        raise ValueError(f"LIF beat vectors: 'current' has shape {tuple(current.shape)}, expected "
+                         f"(beats, {spec.lanes})")
+    names = ["first", *_mode_fields(spec)]
+    for name in names + ["spikes", "membrane"]:
+        want = current.shape if name in ("spikes", "membrane") else current.shape[:1]
+        if tuple(arrays[name].shape) != tuple(want):
+            raise ValueError(f"LIF beat vectors: {name!r} has shape {tuple(arrays[name].shape)}, "
+                             f"expected {tuple(want)}")
+    beats = [{"current": [int(x) for x in row]} for row in current]
+    for name in names:
+        for beat, value in zip(beats, arrays[name]):
+            beat[name] = int(value)
+    return lif_normalize_beats(spec, beats)
 
 
 # ---------------------------------------------------------------------------

@@ -11,19 +11,31 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden import fixed
-from golden.lif import LIFSpec
+from golden.lif import LIFSpec, lif_normalize_beats, lif_params, lif_run_beats
 
 
 def lif_input_layout(spec: LIFSpec) -> data.StructLayout:
-    """Input beat: P signed currents (lane p at the low end) and the ``first`` flag.
+    """Input beat: P signed currents (lane p at the low end), the ``first`` flag, and by mode
+    the ``group`` and the beat's neuron parameters.
 
     ``first`` = 1 on every beat of a sequence's time step 0: the beat's neurons
     then start from v = 0, r = 0 instead of their stored state.
+
+    * ``addressed``: ``group`` (unsigned, range(G)), the state word the beat updates.
+    * ``runtime_params``: ``threshold`` (unsigned Wv - 1 bits, defined for 1 .. 2^(Wv-1) - 1),
+      ``leak`` (multiply leak: b, unsigned F + 1 bits, 0 .. 2^F; shift leak: s, unsigned
+      bits_for(Wv - 1) bits, 1 .. Wv - 1) and ``reset`` (unsigned 2 bits: 0 subtract, 1 zero,
+      2 none; 3 is reserved and acts as none). Widths: ``LIFSpec.param_widths``.
     """
-    return data.StructLayout({
+    fields = {
         "current": data.ArrayLayout(signed(spec.input_width), spec.lanes),
         "first": unsigned(1),
-    })
+    }
+    if spec.addressed:
+        fields["group"] = range(spec.groups)
+    if spec.runtime_params:
+        fields.update({name: unsigned(width) for name, width in spec.param_widths.items()})
+    return data.StructLayout(fields)
 
 
 def lif_output_layout(spec: LIFSpec) -> data.StructLayout:
@@ -51,7 +63,19 @@ class LIFArray(wiring.Component):
     every group lives in an ``amaranth.lib.memory.Memory`` of depth G and width
     P * (Wv + Wr) bits, read when a beat is accepted and written back when it
     leaves the last compute stage (the read port is transparent to the write
-    port).
+    port). The memory starts all zero (v = 0, r = 0).
+
+    Two optional modes let a time-shared core run several layers on one array
+    (``golden.lif.lif_run_beats`` is their golden model):
+
+    * ``addressed``: the beat carries ``group``, the word it updates, and beats may
+      come in any group order (no cyclic counter).
+    * ``runtime_params``: the beat carries its threshold theta, leak (s or b) and
+      reset mode; they travel down the pipeline registered with their beat (stage M
+      -> A, where the leak uses them, -> B, where threshold and reset do), so no
+      combinational path runs from the input payload to stage B. The leak becomes a
+      variable arithmetic shift (or a multiply by a register instead of a constant),
+      the threshold compare and subtract a register operand.
 
     Pipeline (so that the default spec closes timing above 100 MHz on an ECP5-85,
     speed 6, and larger N, whose state lives in block RAM, too)::
@@ -69,6 +93,17 @@ class LIFArray(wiring.Component):
     beat is accepted only when no beat of its group is in flight, or the one in
     stage B writes on that edge (the v -> v' recurrence cannot be shortened).
 
+    With ``addressed`` (any G) the same interlock compares the incoming beat's
+    ``group`` with the group of every beat in flight. **Stall rule**: in a cycle
+    where ``i_stream.valid`` is high with group g, ``i_stream.ready`` is high iff
+
+        (stage M empty or moving on)  and  not (M holds group g)  and  not (A holds group g)
+        and  not (B holds group g and does not leave B on this edge)
+
+    (B leaves when ``o_stream`` is empty or read in this cycle). ``i_stream.ready``
+    therefore depends combinationally on ``payload.group``; as everywhere, ``valid``
+    must not wait for ``ready``.
+
     Latency and throughput
     ----------------------
     * Latency: 4 cycles. A beat accepted on the rising edge ending cycle c is
@@ -77,9 +112,16 @@ class LIFArray(wiring.Component):
       stays high and G >= 3; a time step of all N neurons takes G = N / P cycles.
       G = 2: 2 beats every 3 cycles (gaps 1, 2); G = 1: 1 beat every 3 cycles
       (``accept_gaps(spec)``).
+    * Addressed throughput: with ``o_stream.ready`` high, beat k (group g_k, offered
+      from cycle 0 on) is accepted in cycle t_k = max(t_(k-1) + 1, t_j + 3), j the last
+      earlier beat of group g_k (``accept_cycles(spec, groups)``): 1 beat per cycle while
+      every beat's group differs from those of the 2 beats accepted just before it,
+      1 beat every 3 cycles for back-to-back beats of one group. Under any back-pressure
+      the interlock never stalls a beat whose group differs from the last 3 accepted
+      (those are all that can be in flight).
     * Back-pressure: ``i_stream.ready`` falls only while the stages ahead are
-      full and not moving (and, with G <= 2, while a beat of the same group is
-      in flight); no beat is ever dropped or duplicated.
+      full and not moving (and, with G <= 2 or ``addressed``, while a beat of the same
+      group is in flight); no beat is ever dropped or duplicated.
 
     Members
     -------
@@ -102,8 +144,27 @@ class LIFArray(wiring.Component):
     @staticmethod
     def accept_gaps(spec: LIFSpec) -> tuple[int, ...]:
         """Cycles between accepted beats without back-pressure, a repeating pattern (the
-        docstring's throughput): (1,) for G >= 3, (1, 2) for G = 2, (3,) for G = 1."""
+        docstring's throughput): (1,) for G >= 3, (1, 2) for G = 2, (3,) for G = 1. With
+        ``addressed`` this is the pattern of the cyclic group order 0, 1, ..., G - 1, 0, ...;
+        any other order: ``accept_cycles``."""
         return {1: (3,), 2: (1, 2)}.get(spec.groups, (1,))
+
+    @staticmethod
+    def accept_cycles(spec: LIFSpec, groups) -> list[int]:
+        """Accept cycle of each beat when every beat is offered as early as it can be and
+        ``o_stream.ready`` stays high: t_0 = 0, t_k = max(t_(k-1) + 1, t_j + 3) with j the last
+        beat before k of the same group (the docstring's stall rule; a same-group beat is in
+        stage M one cycle after its accept, in A two cycles after, and writes on the edge
+        ending the third). ``groups``: the beats' groups (the cyclic order unless addressed)."""
+        groups = [int(g) for g in groups]
+        if not spec.addressed and groups != [k % spec.groups for k in range(len(groups))]:
+            raise ValueError("a LIF array that is not addressed takes its groups in cyclic order")
+        cycles, last = [], {}
+        for group in groups:
+            t = max(cycles[-1] + 1 if cycles else 0, last.get(group, -3) + 3)
+            cycles.append(t)
+            last[group] = t
+        return cycles
 
     def elaborate(self, platform):
         spec = self.spec
@@ -114,7 +175,19 @@ class LIFArray(wiring.Component):
         wr = state.write_port()
         rd = state.read_port(transparent_for=(wr,))
 
-        next_group = Signal(range(groups), name="next_group")
+        if not spec.addressed:
+            next_group = Signal(range(groups), name="next_group")
+        # the per-beat parameters (runtime_params) travel with their beat, one register per stage
+        param_shapes = {name: unsigned(width) for name, width in spec.param_widths.items()}
+
+        def param_regs(stage, names):
+            if not spec.runtime_params:
+                return {}
+            return {name: Signal(param_shapes[name], name=f"{stage}_{name}") for name in names}
+
+        m_params = param_regs("m", ("threshold", "leak", "reset"))
+        a_params = param_regs("a", ("threshold", "leak", "reset"))
+        b_params = param_regs("b", ("threshold", "reset"))  # the leak is used up in stage A
         # Stage M registers: the accepted beat while its state word comes out of the memory.
         m_valid = Signal()
         m_group = Signal(range(groups))
@@ -142,31 +215,35 @@ class LIFArray(wiring.Component):
         a_free = ~a_valid | a_fire
         m_fire = m_valid & a_free
         m_free = ~m_valid | m_fire
-        if groups >= 3:
+        # the group the offered beat updates: its own field, or the cyclic counter
+        incoming = self.i_stream.payload.group if spec.addressed else next_group
+        if groups >= 3 and not spec.addressed:
             # the beats in flight are the last three accepted; one of group `next_group` can only
             # be the oldest, in stage B with M and A full, so an accept means it writes on this
             # very edge, which the transparent read sees
             m.d.comb += self.i_stream.ready.eq(m_free)
         else:
-            # G <= 2: a beat of this group may still be in flight: wait until none is, or the
-            # one in stage B writes on this edge
+            # G <= 2, or any group order (addressed): a beat of this group may still be in
+            # flight: wait until none is, or the one in stage B writes on this edge
             in_flight = [(m_valid, m_group, C(0, 1)), (a_valid, a_group, C(0, 1)), (b_valid, b_group, b_fire)]
             hazard = 0
             for valid, group, writes_now in in_flight:
-                hazard = hazard | (valid & (group == next_group) & ~writes_now)
+                hazard = hazard | (valid & (group == incoming) & ~writes_now)
             m.d.comb += self.i_stream.ready.eq(m_free & ~hazard)
         accept = self.i_stream.valid & self.i_stream.ready
 
         # the word read on the accept edge stays on rd.data until the beat leaves stage M
-        m.d.comb += [rd.addr.eq(next_group), rd.en.eq(accept)]
+        m.d.comb += [rd.addr.eq(incoming), rd.en.eq(accept)]
         with m.If(accept):
             m.d.sync += [
                 m_valid.eq(1),
-                m_group.eq(next_group),
+                m_group.eq(incoming),
                 m_current.eq(self.i_stream.payload.current),
                 m_first.eq(self.i_stream.payload.first),
-                next_group.eq(Mux(next_group == groups - 1, 0, next_group + 1)),
             ]
+            if not spec.addressed:
+                m.d.sync += next_group.eq(Mux(next_group == groups - 1, 0, next_group + 1))
+            m.d.sync += [reg.eq(getattr(self.i_stream.payload, name)) for name, reg in m_params.items()]
         with m.Elif(m_fire):
             m.d.sync += m_valid.eq(0)
 
@@ -174,19 +251,25 @@ class LIFArray(wiring.Component):
         with m.If(m_fire):
             m.d.sync += [a_valid.eq(1), a_group.eq(m_group), a_current.eq(m_current), a_first.eq(m_first),
                          a_stored.eq(rd.data)]
+            m.d.sync += [a_params[name].eq(reg) for name, reg in m_params.items()]
         with m.Elif(a_fire):
             m.d.sync += a_valid.eq(0)
 
         # ---- stage A: leak and add
         with m.If(a_fire):
             m.d.sync += [b_valid.eq(1), b_group.eq(a_group)]
+            m.d.sync += [reg.eq(a_params[name]) for name, reg in b_params.items()]
         with m.Elif(b_fire):
             m.d.sync += b_valid.eq(0)
         for p in range(lanes):
             stored = a_stored[p]
             v = Signal(signed(wv), name=f"v{p}")
             m.d.comb += v.eq(Mux(a_first, 0, stored.v))
-            if spec.leak_mode == "shift":
+            if spec.runtime_params and spec.leak_mode == "shift":
+                leaked_expr = v - (v >> a_params["leak"])  # a variable shift of a signed value: arithmetic
+            elif spec.runtime_params:
+                leaked_expr = (v * a_params["leak"]) >> spec.leak_frac_bits
+            elif spec.leak_mode == "shift":
                 leaked_expr = v - (v >> spec.leak_shift)
             else:
                 leaked_expr = (v * C(spec.leak_beta, unsigned(spec.leak_frac_bits + 1))) >> spec.leak_frac_bits
@@ -219,13 +302,20 @@ class LIFArray(wiring.Component):
             h = Signal(signed(wv), name=f"h{p}")
             m.d.comb += h.eq(Mux(active, fitted, b_leaked[p]))
             spike = Signal(name=f"spike{p}")
-            m.d.comb += spike.eq(active & (h >= spec.threshold))
-            if spec.reset_mode == "subtract":
-                after_spike = h - spec.threshold
-            elif spec.reset_mode == "zero":
-                after_spike = C(0, signed(wv))
+            if spec.runtime_params:
+                theta, reset = b_params["threshold"], b_params["reset"]
+                m.d.comb += spike.eq(active & (h >= theta))
+                # reset 0 subtract, 1 zero, 2 none (3, reserved, also none); h - theta fits Wv
+                # bits because h >= theta > 0 whenever it is used
+                after_spike = Mux(reset == 0, h - theta, Mux(reset == 1, C(0, signed(wv)), h))
             else:
-                after_spike = h
+                m.d.comb += spike.eq(active & (h >= spec.threshold))
+                if spec.reset_mode == "subtract":
+                    after_spike = h - spec.threshold
+                elif spec.reset_mode == "zero":
+                    after_spike = C(0, signed(wv))
+                else:
+                    after_spike = h
             m.d.comb += [spikes[p].eq(spike), new_state[p].v.eq(Mux(spike, after_spike, h))]
             if spec.refractory_bits:
                 m.d.comb += new_state[p].r.eq(Mux(spike, spec.refractory, Mux(r == 0, 0, r - 1)))
@@ -246,17 +336,83 @@ class LIFArray(wiring.Component):
 
 
 def lif_input_beats(spec: LIFSpec, currents) -> list[dict]:
-    """Golden currents (S, T, N) -> input beats in stream order (sequence, step, group)."""
+    """Golden currents (S, T, N) -> input beats in stream order (sequence, step, group).
+
+    With ``addressed`` each beat also names its group (the cyclic order, explicitly); with
+    ``runtime_params`` it carries the spec's own parameters (``golden.lif.lif_params``), so
+    ``lif_run`` of the currents stays the golden answer in every mode.
+    """
     s_count, t_count, n = currents.shape
     if n != spec.n_neurons:
         raise ValueError(f"currents have {n} neurons; the spec has n_neurons = {spec.n_neurons}")
+    extra = lif_params(spec) if spec.runtime_params else {}
     beats = []
     for s in range(s_count):
         for t in range(t_count):
             row = [int(x) for x in currents[s, t]]
             for g in range(spec.groups):
-                beats.append({"current": row[g * spec.lanes:(g + 1) * spec.lanes], "first": int(t == 0)})
+                beat = {"current": row[g * spec.lanes:(g + 1) * spec.lanes], "first": int(t == 0)}
+                if spec.addressed:
+                    beat["group"] = g
+                beat.update(extra)
+                beats.append(beat)
     return beats
+
+
+#: fields a layer of a time-shared array must share with the array's spec
+LAYER_SHARED_FIELDS = ("lanes", "membrane_width", "input_width", "leak_mode", "leak_frac_bits", "overflow",
+                       "refractory")
+
+
+def lif_layer_beats(spec: LIFSpec, layer: LIFSpec, currents, base_group: int = 0) -> list[dict]:
+    """One layer's beats for an addressed, time-shared array (the stream a core sends).
+
+    The layer (its own ``LIFSpec``: N_l neurons and its threshold, leak and reset mode) owns
+    the state words ``base_group .. base_group + N_l / P - 1`` of the array ``spec``. Its
+    currents (S, T, N_l) become beats in (sequence, step, group) order, each with
+    ``group = base_group + g``, ``first = (t == 0)`` and, with ``runtime_params``, the
+    layer's ``lif_params``. ``lif_run(layer, currents)`` is then the golden answer of these
+    beats in ``lif_run_beats(spec, ...)``, in any interleaving with other layers' beats that
+    keeps each group's beats in order.
+    """
+    if not spec.addressed:
+        raise ValueError("lif_layer_beats needs an addressed LIFSpec (addressed = True)")
+    for name in LAYER_SHARED_FIELDS:
+        if getattr(layer, name) != getattr(spec, name):
+            raise ValueError(f"layer {name} = {getattr(layer, name)!r} differs from the array's "
+                             f"{getattr(spec, name)!r}; a layer shares {', '.join(LAYER_SHARED_FIELDS)}")
+    if not spec.runtime_params and lif_params(layer) != lif_params(spec):
+        raise ValueError(f"layer parameters {lif_params(layer)} differ from the array's {lif_params(spec)} "
+                         f"and the array has runtime_params = False")
+    if base_group < 0 or base_group + layer.groups > spec.groups:
+        raise ValueError(f"layer groups {base_group} .. {base_group + layer.groups - 1} do not fit the "
+                         f"array's {spec.groups} state words")
+    beats = lif_input_beats(layer.replace(addressed=True, runtime_params=spec.runtime_params), currents)
+    for beat in beats:
+        beat["group"] += base_group
+    return beats
+
+
+def lif_beat_stream(spec: LIFSpec, beats) -> tuple[list[dict], list[dict]]:
+    """Golden beats (any group order and parameters) -> (input payloads, expected output beats).
+
+    The inputs are ``golden.lif.lif_normalize_beats`` (the fields of ``lif_input_layout``,
+    ready to pack); the outputs come from ``golden.lif.lif_run_beats``, one per input beat.
+    """
+    payloads = lif_normalize_beats(spec, beats)
+    trace = lif_run_beats(spec, payloads)
+    return payloads, lif_beat_outputs(spec, trace.spikes, trace.membrane)
+
+
+def lif_beat_outputs(spec: LIFSpec, spikes, membrane) -> list[dict]:
+    """Golden per-beat spikes and membranes (B, P) -> the output beats the hardware must produce."""
+    expected = []
+    for row_spikes, row_membrane in zip(spikes.tolist(), membrane.tolist()):
+        beat = {"spikes": sum(int(bit) << p for p, bit in enumerate(row_spikes))}
+        if spec.emit_membrane:
+            beat["membrane"] = [int(v) for v in row_membrane]
+        expected.append(beat)
+    return expected
 
 
 def lif_expected_beats(spec: LIFSpec, spikes, membrane) -> list[dict]:

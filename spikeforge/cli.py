@@ -13,6 +13,8 @@
     spikeforge synth --all                              sweep every block, write docs/results/synthesis.md
     spikeforge board build --board B -o DIR             a UART board bitstream (LIF array)
     spikeforge board run --port TTY --vectors DIR       run golden vectors on a board over its UART
+    spikeforge core build CKPT -o DIR                   a trained model's core: Verilog, memory images, report
+    spikeforge core run CKPT [--samples N]              the core under Verilator on held-out samples, bit for bit
 
 Spec options are generated from the block's spec dataclass (``--n-neurons 64``,
 ``--leak-mode multiply``, ``--no-emit-membrane``); ``--spec FILE.json`` loads a
@@ -219,7 +221,43 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--vectors", required=True, metavar="DIR", help="LIF vector directory (spikeforge vectors lif)")
     bp.add_argument("--baud", type=int, default=115200)
     bp.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each reply")
+    p = sub.add_parser("core", help="a trained model on the neuromorphic core (build, co-simulate)",
+                       description="CKPT is a checkpoint of spikeforge train or a shipped model: "
+                                   "spiking-mlp, wta-causal, wta-mlm (sim/data/core).")
+    csub = p.add_subparsers(dest="core_command", metavar="ACTION", required=True)
+    for action, text in (("build", "write the core's Verilog, memory images and a mapping report"),
+                         ("run", "co-simulate held-out samples under Verilator: every layer ==, logits ==, cycles")):
+        cp = csub.add_parser(action, help=text, description=text)
+        cp.add_argument("checkpoint", metavar="CKPT", help="checkpoint file or shipped model name")
+        cp.add_argument("--lanes", type=int, default=8, help="MAC / LIF lanes P (default 8)")
+        cp.add_argument("--wta-lanes", type=int, default=4, help="score lanes of the WTA attention unit (default 4)")
+        if action == "build":
+            cp.add_argument("-o", "--output", required=True, metavar="DIR", help="build folder")
+            cp.add_argument("--no-taps", action="store_true", help="only the logits leave the core (no debug taps)")
+        else:
+            cp.add_argument("--samples", type=int, default=64, help="held-out samples (default 64)")
+            cp.add_argument("--offset", type=int, default=0, help="first held-out sample (default 0)")
+            cp.add_argument("--seed", type=int, default=1, help="seed of the random stream gaps")
+            cp.add_argument("--valid-prob", type=float, default=0.75, help="input valid probability per cycle")
+            cp.add_argument("--ready-prob", type=float, default=0.75, help="output ready probability per cycle")
+            cp.add_argument("--workdir", metavar="DIR", help="keep the stimulus and simulator logs here")
     return parser
+
+
+def cmd_core(args) -> int:
+    from .core import build_core, load_core_model, run_core
+
+    cm = load_core_model(args.checkpoint, lanes=args.lanes, wta_lanes=args.wta_lanes,
+                         debug_taps=not getattr(args, "no_taps", False))
+    if args.core_command == "build":
+        for path in build_core(cm, Path(args.output)):
+            print(f"wrote {path}")
+        return 0
+    report = run_core(cm, args.samples, seed=args.seed, valid_prob=args.valid_prob, ready_prob=args.ready_prob,
+                      workdir=Path(args.workdir) if args.workdir else None, offset=args.offset)
+    print(report.text())
+    ok = report.mismatches == 0 and report.cycles_match and report.hardware_accuracy == report.integer_accuracy
+    return 0 if ok else 1
 
 
 def cmd_synth(args) -> int:
@@ -387,7 +425,8 @@ def cmd_compare(args) -> int:
 
 COMMANDS = {"blocks": cmd_blocks, "verilog": cmd_verilog, "vectors": cmd_vectors, "check": cmd_check,
             "train": cmd_train, "demo": cmd_demo, "synth": cmd_synth, "board": cmd_board,
-            "recommend": cmd_recommend, "energy": cmd_energy, "compare": cmd_compare}
+            "recommend": cmd_recommend, "energy": cmd_energy, "compare": cmd_compare,
+            "core": cmd_core}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,6 @@
-"""LIF: spec validation, hand-computed answers, an independent recurrence, float mode, and the
-RTL in Amaranth's simulator on the same vectors as the Verilator co-simulation."""
+"""LIF: spec validation, hand-computed answers, an independent recurrence, float mode, the RTL in
+Amaranth's simulator on the same vectors as the Verilator co-simulation, and the time-shared modes
+(addressed beats, per-beat parameters: several layers on one array, the stall rule to the cycle)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ import pytest
 import torch
 
 from golden import fixed
-from golden.lif import (LIF, LIFSpec, lif_random_currents, lif_reference, lif_run, quantize_lif)
+from golden.lif import (LIF, RESET_MODES, LIFBeat, LIFSpec, lif_beat_reference, lif_beats_from_arrays, lif_params,
+                        lif_random_currents, lif_reference, lif_run, lif_run_beats, quantize_lif)
 from golden.spec import SpecError
-from rtl.lif import LIFArray, lif_expected_beats, lif_input_beats, lif_output_layout
+from rtl.lif import (LIFArray, lif_beat_stream, lif_expected_beats, lif_input_beats, lif_input_layout,
+                     lif_layer_beats, lif_output_layout)
 from rtl.pysim import run_stream
-from rtl.streams import pack
-from sim.test_lif import COSIM_SPECS, lif_stream_from_vectors, write_lif_vectors
+from rtl.streams import pack, unpack
+from sim.test_lif import (COSIM_SPECS, LAYER_SPECS, lif_beat_stream_from_vectors, lif_layer_stream,
+                          lif_stream_from_vectors, write_lif_beat_vectors, write_lif_vectors)
 
 
 def run1(spec, inputs):
@@ -297,3 +301,291 @@ def test_state_memory_depth_is_n_over_p():
     assert isinstance(memory, Memory)
     assert memory.depth == 16
     assert memory.shape.size == 4 * (16 + 3)  # P lanes x (Wv + bits for R = 5)
+
+
+# ---- time-shared modes: addressed beats and per-beat parameters (several layers on one array) ---
+
+def modes(spec: LIFSpec) -> LIFSpec:
+    return spec.replace(addressed=True, runtime_params=True)
+
+
+def random_layers(rng: random.Random, spec: LIFSpec, n_layers: int) -> list[dict]:
+    """Distinct parameter sets (every reset mode, the spec's leak mode) splitting spec's words."""
+    cuts = sorted(rng.sample(range(1, spec.groups), n_layers - 1)) if n_layers > 1 else []
+    sizes = [b - a for a, b in zip([0] + cuts, cuts + [spec.groups])]
+    theta_max = fixed.int_max(spec.membrane_width, True)
+    resets = rng.sample(RESET_MODES, len(RESET_MODES)) * n_layers
+    return [dict(n_neurons=size * spec.lanes, threshold=rng.randint(1, theta_max // 4),
+                 leak_shift=rng.randint(1, spec.membrane_width - 1), leak_beta=rng.randint(0, 1 << spec.leak_frac_bits),
+                 reset_mode=resets[i]) for i, size in enumerate(sizes)]
+
+
+def test_mode_fields_are_checked_and_default_off():
+    assert not LIFSpec().addressed and not LIFSpec().runtime_params
+    for field in ("addressed", "runtime_params"):
+        with pytest.raises(SpecError, match=f"LIFSpec.{field} must be true or false"):
+            LIFSpec(**{field: 1})
+    assert set(lif_input_layout(LIFSpec()).members) == {"current", "first"}
+    spec = modes(LIFSpec(n_neurons=12, lanes=2, leak_mode="multiply", leak_beta=100, leak_frac_bits=7))
+    assert lif_params(spec) == {"threshold": spec.threshold, "leak": spec.leak_beta, "reset": 0}
+    assert spec.param_widths == {"threshold": spec.membrane_width - 1, "leak": 8, "reset": 2}
+    shift = modes(LIFSpec(membrane_width=9, threshold=200, reset_mode="none"))
+    assert lif_params(shift) == {"threshold": shift.threshold, "leak": shift.leak_shift, "reset": 2}
+    assert shift.param_widths["leak"] == (shift.membrane_width - 1).bit_length()
+    layout = dict(lif_input_layout(spec).members)
+    assert layout["group"] == range(spec.groups)
+    assert {k: layout[k].width for k in ("threshold", "leak", "reset")} == spec.param_widths
+
+
+@pytest.mark.parametrize("change, error, message", [
+    ({"group": None}, ValueError, "beat 1 has no 'group'"),
+    ({"group": 6}, ValueError, "group = 6 is out of range; allowed: 0 .. 5"),
+    ({"reset": None}, ValueError, "lacks reset"),
+    ({"reset": 3}, SpecError, "reset = 3 is out of range"),
+    ({"threshold": 0}, SpecError, "threshold = 0 is out of range"),
+    ({"leak": 16}, SpecError, "leak_shift = 16 is out of range"),
+    ({"current": [2048, 0]}, ValueError, "outside the 12-bit signed range"),
+    ({"current": [1]}, ValueError, "has 1 currents; the spec has lanes = 2"),
+    ({"first": 2}, ValueError, "first = 2 must be 0 or 1"),
+    ({"weight": 1}, ValueError, "unknown field"),
+])
+def test_bad_beats_are_refused(change, error, message):
+    spec = modes(LIFSpec(n_neurons=12, lanes=2))
+    beats = [{"group": 0, "first": 1, "current": [1, 2], **lif_params(spec)} for _ in range(2)]
+    beats[1] = {k: v for k, v in {**beats[1], **change}.items() if v is not None}
+    with pytest.raises(error, match=message):
+        lif_run_beats(spec, beats)
+
+
+def test_beats_of_a_plain_array_have_no_group_or_parameters():
+    spec = LIFSpec(n_neurons=4, lanes=2)
+    assert lif_run_beats(spec, [LIFBeat(None, 1, [5, 6]), LIFBeat(1, 1, [7, 8])]).membrane.tolist() == \
+        [[5, 6], [7, 8]]
+    with pytest.raises(ValueError, match="names group 0, but the spec is not addressed: beat 1 updates group 1"):
+        lif_run_beats(spec, [LIFBeat(0, 1, [5, 6]), LIFBeat(0, 0, [7, 8])])
+    with pytest.raises(ValueError, match="carries threshold, but the spec has runtime_params = False"):
+        lif_run_beats(spec, [LIFBeat(None, 1, [5, 6], threshold=3)])
+
+
+def beats_one_neuron(leak_mode, rows):
+    spec = modes(LIFSpec(n_neurons=1, lanes=1, membrane_width=8, input_width=8, leak_mode=leak_mode,
+                         leak_frac_bits=8, threshold=1))
+    return spec, [LIFBeat(0, int(k == 0), [i], threshold=th, leak=leak, reset=RESET_MODES.index(reset))
+                  for k, (i, th, leak, reset) in enumerate(rows)]
+
+
+# (current, threshold, leak, reset) per beat, then the expected spikes and membranes, by hand
+BY_HAND = {
+    # 0 -> 6; leak(6) = 6 - (6 >> 2) = 5, + 6 = 11 >= 5 spike, zero -> 0; 0 + 20 >= 15 spike, none -> 20;
+    # 20 - (20 >> 1) = 10 < 100; 10 - 5 + 3 = 8 >= 7 spike, subtract -> 1
+    "shift": ([(6, 10, 1, "subtract"), (6, 5, 2, "zero"), (20, 15, 3, "none"), (0, 100, 1, "subtract"),
+               (3, 7, 1, "subtract")], [0, 1, 1, 0, 1], [6, 0, 20, 10, 1]),
+    # 80; (80 * 128) >> 8 = 40, + 80 = 120 >= 100 spike -> 20; b = 256: no leak, 20; (20 * 192) >> 8 = 15,
+    # - 5 = 10 >= 10 spike, none -> 10; (10 * 192) >> 8 = 7, - 30 = -23; (-23 * 192) >> 8 = floor(-17.25) = -18
+    "multiply": ([(80, 100, 192, "zero"), (80, 100, 128, "subtract"), (0, 100, 256, "none"),
+                  (-5, 10, 192, "none"), (-30, 50, 192, "zero"), (0, 1, 192, "zero")],
+                 [0, 1, 0, 1, 0, 0], [80, 20, 20, 10, -23, -18]),
+}
+
+
+@pytest.mark.parametrize("leak_mode", sorted(BY_HAND))
+def test_per_beat_parameters_by_hand_golden_and_rtl(leak_mode):
+    """Every beat of one neuron with other parameters: all three reset modes, both leak modes."""
+    rows, spikes, membrane = BY_HAND[leak_mode]
+    spec, beats = beats_one_neuron(leak_mode, rows)
+    trace = lif_run_beats(spec, beats)
+    assert trace.spikes[:, 0].tolist() == spikes and trace.membrane[:, 0].tolist() == membrane
+    inputs, expected = lif_beat_stream(spec, beats)
+    run = run_stream(LIFArray(spec), inputs, len(expected), seed=1, valid_prob=0.5, ready_prob=0.5)
+    assert [unpack(lif_output_layout(spec), w) for w in run.outputs] == \
+        [{"spikes": s, "membrane": [v]} for s, v in zip(spikes, membrane)]
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("leak_mode", ["shift", "multiply"])
+def test_run_beats_equals_per_layer_lif_run(leak_mode, seed):
+    """Layers with distinct parameters interleaved in one addressed stream (each group's beats in
+    order, the rest shuffled) give, beat for beat, what independent lif_run calls give."""
+    rng = random.Random(seed)
+    wv = rng.randint(8, 18)
+    spec = modes(LIFSpec(n_neurons=2 * 12, lanes=2, membrane_width=wv, input_width=rng.randint(4, wv),
+                         threshold=1, leak_mode=leak_mode, overflow=rng.choice(["saturate", "wrap"]),
+                         refractory=rng.choice([0, 2])))
+    layers = random_layers(rng, spec, 4)
+    layer_specs, currents, beats, tags = lif_layer_stream(spec, layers, 3, 12, seed)
+    assert len({tuple(lif_params(layer).values()) for layer in layer_specs}) == 4
+    assert any(beats[k]["group"] == beats[k - 1]["group"] for k in range(1, len(beats)))
+    trace = lif_run_beats(spec, beats)
+    runs = [lif_run(layer, c) for layer, c in zip(layer_specs, currents)]
+    for k, (layer, s, t, g) in enumerate(tags):
+        lanes = slice(g * spec.lanes, (g + 1) * spec.lanes)
+        assert trace.spikes[k].tolist() == runs[layer].spikes[s, t, lanes].tolist()
+        assert trace.membrane[k].tolist() == runs[layer].membrane[s, t, lanes].tolist()
+    assert sum(int(r.spikes.sum()) for r in runs) > 0
+
+
+@pytest.mark.parametrize("name", sorted(COSIM_SPECS))
+def test_run_beats_in_cyclic_order_is_lif_run(name):
+    """The beat-level golden of lif_input_beats is lif_run, with the modes off and on."""
+    spec = COSIM_SPECS[name][0]
+    currents = lif_random_currents(spec, 2, 5, seed=3)
+    ref = lif_reference(spec, currents)
+    for variant in (spec, modes(spec)):
+        _, expected = lif_beat_stream(variant, lif_input_beats(variant, currents))
+        assert expected == lif_expected_beats(variant, ref["spikes"], ref["membrane"])
+
+
+@pytest.mark.parametrize("name", sorted(LAYER_SPECS))
+def test_rtl_layers_amaranth_sim_bit_exact(name, tmp_path):
+    """The Verilator test's time-shared configurations, from the same vector files."""
+    spec, layers, sequences, steps = LAYER_SPECS[name]
+    _, _, beats, _ = lif_layer_stream(spec, layers, sequences, steps, seed=11)
+    spec, beats, expected = lif_beat_stream_from_vectors(write_lif_beat_vectors(tmp_path, spec, beats, 11))
+    run = run_stream(LIFArray(spec), beats, len(expected), seed=5, valid_prob=0.7, ready_prob=0.7)
+    assert run.outputs == [pack(lif_output_layout(spec), b) for b in expected]
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("n_neurons, lanes, leak_mode", [(4, 4, "shift"), (12, 2, "multiply"), (32, 4, "shift")])
+def test_rtl_random_layers_and_orders_bit_exact(n_neurons, lanes, leak_mode, seed):
+    """Random layer splits and parameters (G = 1, 6, 8), random valid/ready gaps."""
+    rng = random.Random(seed)
+    spec = modes(LIFSpec(n_neurons=n_neurons, lanes=lanes, membrane_width=12, input_width=10, threshold=1,
+                         leak_mode=leak_mode, refractory=rng.choice([0, 3]),
+                         emit_membrane=rng.random() < 0.7))
+    layers = random_layers(rng, spec, min(3, spec.groups))
+    _, _, beats, _ = lif_layer_stream(spec, layers, 2, 15, seed)
+    inputs, expected = lif_beat_stream(spec, beats)
+    run = run_stream(LIFArray(spec), inputs, len(expected), seed=seed, valid_prob=0.6, ready_prob=0.6)
+    assert run.outputs == [pack(lif_output_layout(spec), b) for b in expected]
+
+
+def group_major_beats(spec: LIFSpec, currents) -> list[dict]:
+    """One group's every step, then the next group's: each beat follows its own group's previous."""
+    beats = lif_input_beats(spec, currents)
+    return sorted(beats, key=lambda b: b["group"])  # stable: each group's steps stay in order
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_back_to_back_same_group_under_random_stalls_bit_exact(seed):
+    """Back-to-back beats of one group (every read waits for the previous write) and random mixes
+    of a few groups, with random valid and ready gaps, against lif_run and lif_run_beats."""
+    rng = random.Random(seed)
+    spec = modes(LIFSpec(n_neurons=12, lanes=4, leak_mode="multiply", leak_beta=230, threshold=90,
+                         refractory=rng.choice([0, 2]), reset_mode=rng.choice(RESET_MODES)))
+    currents = lif_random_currents(spec, 1, 25, seed=seed)
+    ref = lif_reference(spec, currents)
+    beats = group_major_beats(spec, currents)
+    # the stream's golden is lif_run, reordered to group-major order (cyclic beat k is group k mod G)
+    cyclic = lif_expected_beats(spec, ref["spikes"], ref["membrane"])
+    inputs, expected = lif_beat_stream(spec, beats)
+    assert expected == [b for g in range(spec.groups) for k, b in enumerate(cyclic) if k % spec.groups == g]
+    mixed = [{"group": g, "first": int(rng.random() < 0.1), "current": [rng.randint(-200, 200) for _ in range(4)],
+              "threshold": rng.randint(1, 300), "leak": rng.randint(0, 256), "reset": rng.randrange(3)}
+             for g in (rng.choice([0, 0, 0, 1, 2]) for _ in range(150))]
+    mixed_inputs, mixed_expected = lif_beat_stream(spec, mixed)
+    layout = lif_output_layout(spec)
+    for stream, golden in ((inputs, expected), (mixed_inputs, mixed_expected)):
+        run = run_stream(LIFArray(spec), stream, len(golden), seed=seed, valid_prob=rng.choice([0.5, 0.9]),
+                         ready_prob=rng.choice([0.5, 0.9]))
+        assert run.outputs == [pack(layout, b) for b in golden]
+
+
+@pytest.mark.parametrize("groups, cycles", [
+    ([0, 0, 0], [0, 3, 6]),           # one group: one beat every 3 cycles
+    ([0, 1, 0, 1], [0, 1, 3, 4]),     # two groups alternating: 2 beats every 3 cycles
+    ([0, 1, 2, 0, 1, 2], [0, 1, 2, 3, 4, 5]),  # 3 other groups between: full rate
+    ([0, 1, 1, 0], [0, 1, 4, 5]),     # group 0's second beat waits for nothing once group 1's did
+    ([2, 3, 2, 0, 3], [0, 1, 3, 4, 5]),
+])
+def test_stall_rule_examples(groups, cycles):
+    assert LIFArray.accept_cycles(modes(LIFSpec(n_neurons=16, lanes=4)), groups) == cycles
+
+
+@pytest.mark.parametrize("n_neurons, seed", [(4, 0), (8, 1), (16, 2), (16, 3), (64, 4)])
+def test_addressed_stall_rule_to_the_cycle(n_neurons, seed):
+    """With input always valid and output always ready, beat k is accepted in cycle
+    max(t_(k-1) + 1, t_j + 3) (j: the previous beat of its group) and presented 4 cycles later."""
+    rng = random.Random(seed)
+    spec = modes(LIFSpec(n_neurons=n_neurons, lanes=4, refractory=1))
+    groups = [0]
+    for _ in range(120):  # repeats at distance 1, 2, 3 and beyond, and runs of new groups
+        groups.append(rng.choice([groups[-1], groups[max(0, len(groups) - 2)], groups[max(0, len(groups) - 3)],
+                                  rng.randrange(spec.groups)]))
+    beats = [{"group": g, "first": int(rng.random() < 0.2), "current": [rng.randint(-500, 1500) for _ in range(4)],
+              "threshold": rng.randint(1, 2000), "leak": rng.randint(1, 15), "reset": rng.randrange(3)}
+             for g in groups]
+    inputs, expected = lif_beat_stream(spec, beats)
+    run = run_stream(LIFArray(spec), inputs, len(expected))
+    want = LIFArray.accept_cycles(spec, groups)
+    assert run.accept_cycles == want
+    assert run.output_cycles == [c + LIFArray.LATENCY for c in want]
+    assert run.outputs == [pack(lif_output_layout(spec), b) for b in expected]
+    gaps = [b - a for a, b in zip(want, want[1:])]
+    assert set(gaps) <= {1, 2, 3} and 3 in gaps and (spec.groups == 1 or 1 in gaps)
+
+
+@pytest.mark.parametrize("n_neurons", [4, 12, 16])
+def test_addressed_cyclic_order_keeps_the_plain_throughput(n_neurons):
+    """Addressed beats in cyclic order are accepted with accept_gaps(spec), as a plain array's."""
+    spec = modes(LIFSpec(n_neurons=n_neurons, lanes=4))
+    currents = lif_random_currents(spec, 1, 6, seed=0)
+    beats = lif_input_beats(spec, currents)
+    run = run_stream(LIFArray(spec), beats, len(beats))
+    gaps = LIFArray.accept_gaps(spec)
+    assert run.accept_cycles == LIFArray.accept_cycles(spec, [b["group"] for b in beats])
+    assert [b - a for a, b in zip(run.accept_cycles, run.accept_cycles[1:])] == \
+        [gaps[k % len(gaps)] for k in range(len(beats) - 1)]
+
+
+@pytest.mark.parametrize("groups, ready_from, accepted", [
+    # the second group-0 beat enters when the first leaves stage B (3); group 1's second beat
+    # waits while its first sits in stage B, unable to leave, until the output is read (10)
+    ([0, 1, 0, 1], 10, [0, 1, 3, 10]),
+    ([0, 1, 0, 1], 1000, [0, 1, 3]),
+    ([0, 1, 0, 2], 1000, [0, 1, 3, 4]),  # a fourth group is not held back: the pipeline fills
+])
+def test_stall_rule_under_back_pressure(groups, ready_from, accepted):
+    """The stage-B clause: a same-group beat in B counts as written only on the edge it leaves B."""
+    from amaranth.sim import Simulator
+
+    spec = modes(LIFSpec(n_neurons=16, lanes=4))
+    dut = LIFArray(spec)
+    layout = dut.i_stream.payload.shape()
+    words = [pack(layout, {"group": g, "first": 1, "current": [0] * 4, **lif_params(spec)}) for g in groups]
+    got = []
+
+    async def bench(ctx):
+        index = 0
+        for cycle in range(30):
+            ctx.set(dut.o_stream.ready, int(cycle >= ready_from))
+            ctx.set(dut.i_stream.valid, int(index < len(words)))
+            ctx.set(dut.i_stream.payload.as_value(), words[min(index, len(words) - 1)])
+            _, _, ready, valid = await ctx.tick().sample(dut.i_stream.ready, dut.i_stream.valid)
+            if ready and valid:
+                got.append(cycle)
+                index += 1
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == accepted
+
+
+def test_layer_beats_and_beat_vectors_refuse_what_does_not_fit(tmp_path):
+    spec = modes(LIFSpec(n_neurons=8, lanes=2))
+    currents = torch.zeros(1, 2, 4, dtype=torch.int64)
+    with pytest.raises(ValueError, match="layer membrane_width = 12 differs from the array's 16"):
+        lif_layer_beats(spec, LIFSpec(n_neurons=4, lanes=2, membrane_width=12, threshold=100), currents)
+    with pytest.raises(ValueError, match="layer groups 3 .. 4 do not fit the array's 4 state words"):
+        lif_layer_beats(spec, LIFSpec(n_neurons=4, lanes=2), currents, base_group=3)
+    with pytest.raises(ValueError, match="needs an addressed LIFSpec"):
+        lif_layer_beats(LIFSpec(n_neurons=8, lanes=2), LIFSpec(n_neurons=4, lanes=2), currents)
+    beats = lif_layer_beats(spec, LIFSpec(n_neurons=4, lanes=2, threshold=7), currents, base_group=2)
+    assert [(b["group"], b["first"], b["threshold"]) for b in beats] == [(2, 1, 7), (3, 1, 7), (2, 0, 7), (3, 0, 7)]
+    arrays = {k: v.numpy() for k, v in lif_beat_reference(spec, beats).items()}
+    assert lif_beats_from_arrays(spec, arrays) == beats
+    arrays["reset"] = arrays["reset"][:-1]
+    with pytest.raises(ValueError, match=r"'reset' has shape \(3,\), expected \(4,\)"):
+        lif_beats_from_arrays(spec, arrays)

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from golden.vectors import VectorSet
 
 #: block modules, in the order the demo runs them
-BLOCK_MODULES = ("lif", "synapse", "topk", "wta", "mtts", "window")
+BLOCK_MODULES = ("lif", "synapse", "mac", "topk", "wta", "mtts", "window")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Registry entry of the LIF neuron array."""
 
-from golden.lif import LIFSpec, lif_random_currents, lif_reference
-from rtl.lif import LIFArray, lif_expected_beats, lif_input_beats
+from golden.lif import LIFSpec, lif_beats_from_arrays, lif_random_currents, lif_reference
+from rtl.lif import LIFArray, lif_beat_outputs, lif_expected_beats, lif_input_beats
 
 from . import Block, VectorOption
 
@@ -12,6 +12,9 @@ def _make_vectors(spec: LIFSpec, seed: int, sequences: int, steps: int) -> dict:
 
 def _stream(vectors):
     spec = LIFSpec.from_dict(vectors.spec)
+    if "current" in vectors.arrays:  # a beat-level file (golden.lif.lif_beat_reference), any group order
+        return spec, lif_beats_from_arrays(spec, vectors.arrays), lif_beat_outputs(spec, vectors["spikes"],
+                                                                                    vectors["membrane"])
     currents = vectors["currents"]
     if currents.ndim != 3 or currents.shape[2] != spec.n_neurons:
         raise ValueError(f"LIF vectors: 'currents' has shape {currents.shape}, expected "
@@ -31,7 +34,8 @@ BLOCK = Block(
     component=LIFArray,
     make_vectors=_make_vectors,
     stream_from_vectors=_stream,
-    work_done=lambda v: (int(v["currents"].size), "neuron updates"),
+    work_done=lambda v: (int(v["currents"].size if "currents" in v.arrays else v["current"].size),
+                         "neuron updates"),
     vector_options={
         "sequences": VectorOption(int, 8, "independent input sequences (each starts from v = 0)"),
         "steps": VectorOption(int, 32, "time steps per sequence"),

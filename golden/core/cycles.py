@@ -1,0 +1,103 @@
+"""The core's cycle count per sample, to the cycle, from the model's sizes and its spike counts.
+
+Counted: every cycle from the first op's start to the last op's end (the status beat that
+reports the count, and the host's transfer of the sample, are not counted; host stalls are
+not either: the engine is frozen while an output FIFO is full). With P lanes, G = ceil(n_out/P)
+output words of a layer, n_{t,r} the nonzero inputs of its source row (t, r), and the unit
+latencies of the MAC engine (a STEP's first output S = 6 cycles after it, ``rtl.mac``) and the
+LIF array (4 cycles, ``rtl.lif``)::
+
+    cycles = sum over ops of (2 + op cycles)                 (op start + next-op cycles)
+
+    spiking layer   sum_{t,r} (n_{t,r} G + G + S + 7)          = n G + G + 13 per row:
+                    read, load, one event accepted every G cycles from the third cycle,
+                    the STEP G cycles after the last event, G currents from S cycles after
+                    it, each through the LIF array (+4), the row ends after the last spike word.
+
+    readout         per row r, over its time steps t = 0 .. T-1 (one STEP for the row), with
+    (sum over t)    a_0 = 0 (the row's first read), R = -inf (when the MAC takes the next event):
+                        n_t = 0:  e_t = a_t + 2
+                        n_t > 0:  first event at A = max(a_t + 3, R), last at L = A + (n_t - 1) G,
+                                  R = L + G, e_t = L
+                        a_{t+1} = e_t + 1
+                    STEP at c = max(e_{T-1} + 1, R); the row takes c + S + G cycles.
+
+    WTA attention   T H (2 L + 2 + L I),  I = G_w + k + 4 (``WTAAttention.query_interval``):
+                    every K/V load and every Q row is one read cycle and one send cycle; a
+                    query is accepted I cycles after the previous one and its output appears
+                    I cycles later; the next head starts the cycle after the last output.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .execute import ProgramRun
+from .program import AttentionOp, CoreProgram, CoreSpec, LinearOp
+
+#: MAC engine: cycles from a STEP's accept to its first output beat (``rtl.mac.MACEngine.step_latency``)
+MAC_STEP_LATENCY = 6
+#: LIF array latency (``rtl.lif.LIFArray.LATENCY``)
+LIF_LATENCY = 4
+#: cycles of a spiking row besides n G + G: read, load, first event (3), STEP -> outputs (S), LIF (4)
+ROW_OVERHEAD = 3 + MAC_STEP_LATENCY + LIF_LATENCY
+#: cycles of an op besides its rows: the op-start and next-op states
+OP_OVERHEAD = 2
+
+
+def wta_query_interval(spec) -> int:
+    """I = G_w + k + 4 (``rtl.wta_attention.WTAAttention.query_interval``)."""
+    return spec.groups + spec.top_k + 4
+
+
+def readout_row_cycles(counts: list[int], groups: int) -> int:
+    """Cycles of one readout row whose time steps have ``counts`` nonzero inputs (module docstring)."""
+    a, ready, end = 0, None, 0
+    for t, n in enumerate(counts):
+        if n == 0:
+            end = a + 2
+        else:
+            first = a + 3 if ready is None else max(a + 3, ready)
+            end = first + (n - 1) * groups
+            ready = end + groups
+        if t < len(counts) - 1:
+            a = end + 1
+    step = end + 1 if ready is None else max(end + 1, ready)
+    return step + MAC_STEP_LATENCY + groups
+
+
+def op_cycles(program: CoreProgram, spec: CoreSpec, index: int, nnz: torch.Tensor | None) -> torch.Tensor:
+    """Cycles of op ``index`` per sample (B,), from its source rows' nonzero counts (B, T, R)."""
+    op = program.ops[index]
+    if isinstance(op, AttentionOp):
+        wta = op.wta.replace(lanes=spec.wta_lanes)
+        length = wta.length
+        per = op.steps * op.heads * (2 * length + 2 + length * wta_query_interval(wta))
+        return torch.full((nnz.shape[0] if nnz is not None else 1,), per + OP_OVERHEAD, dtype=torch.int64)
+    g = program.groups(op)
+    if op.reduce_time:
+        rows = [[readout_row_cycles([int(n) for n in nnz[b, :, r]], g) for r in range(op.rows)]
+                for b in range(nnz.shape[0])]
+        return torch.tensor([sum(x) for x in rows], dtype=torch.int64) + OP_OVERHEAD
+    per_row = nnz * g + g + ROW_OVERHEAD
+    return per_row.sum(dim=(1, 2)) + OP_OVERHEAD
+
+
+def predict_cycles(program: CoreProgram, spec: CoreSpec, run: ProgramRun) -> torch.Tensor:
+    """Cycles per sample (B,) of ``NeuroCore(spec, program)`` on the samples of ``run``."""
+    batch = run.logits.shape[0]
+    total = torch.zeros(batch, dtype=torch.int64)
+    for i, op in enumerate(program.ops):
+        total += op_cycles(program, spec, i, run.nnz.get(i) if isinstance(op, LinearOp) else
+                           torch.zeros(batch, 1, 1, dtype=torch.int64))
+    return total
+
+
+def useful_ops(program: CoreProgram, run: ProgramRun) -> torch.Tensor:
+    """Synaptic operations per sample (B,): every nonzero input x every output of its layer."""
+    batch = run.logits.shape[0]
+    total = torch.zeros(batch, dtype=torch.int64)
+    for i, op in enumerate(program.ops):
+        if isinstance(op, LinearOp):
+            total += run.nnz[i].sum(dim=(1, 2)) * op.n_out
+    return total

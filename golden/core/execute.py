@@ -1,0 +1,201 @@
+"""Golden execution of a ``CoreProgram``: what the core must put on each of its taps.
+
+``run_program(program, samples)`` executes the program's operations in their order with
+the contract's integer arithmetic (``QuantLinear`` sums, saturation to the current width,
+``lif_run``, ``wta_attention``) over a batch of samples, and returns, per operation, the
+tensors in the order the hardware emits them, plus the nonzero count of every source row
+(the events the MAC engine processes, from which the cycle formula counts).
+
+``check_against_model(program, run, layers)`` compares every tensor the program produced
+with the model's own ``forward_layers`` output, ``==``: the compiler's mapping is the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .. import fixed
+from ..layers import lif_run_time_first
+from ..wta import wta_attention
+from .program import AttentionOp, CoreProgram, LinearOp
+
+#: tap kinds, in the order of their codes on the output stream
+TAP_KINDS = ("current", "spikes", "sum", "attention", "logits", "status")
+
+
+class CoreMismatch(AssertionError):
+    """The program's result differs from the model's forward_layers."""
+
+
+@dataclass
+class ProgramRun:
+    """Per op index: named tensors in hardware order, batch first."""
+
+    taps: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+    nnz: dict[int, torch.Tensor] = field(default_factory=dict)   # (B, T, R) events per source row
+    buffers: dict[str, torch.Tensor] = field(default_factory=dict)
+    logits: torch.Tensor | None = None                            # (B, out_rows, out_features)
+
+
+def check_samples(program: CoreProgram, samples) -> torch.Tensor:
+    """Validate a batch of samples: pixels (B, 1, 8, 8) / (B, 64) in 0..16, tokens (B, L) in the vocabulary."""
+    x = torch.as_tensor(samples)
+    if x.is_floating_point():
+        raise ValueError(f"the core takes integer samples; got {x.dtype}")
+    buf = program.input_buffer
+    if program.input_kind == "pixels":
+        x = x.reshape(x.shape[0], -1) if x.dim() >= 2 else x
+        if x.dim() != 2 or x.shape[1] != buf.channels:
+            raise ValueError(f"pixels must have shape (B, {buf.channels}) or (B, 1, 8, 8); got {tuple(samples.shape)}")
+        fixed.check_range(x, buf.width, buf.signed, "pixels")
+    else:
+        length = program.meta["seq_len"]
+        if x.dim() != 2 or x.shape[1] != length:
+            raise ValueError(f"tokens must have shape (B, {length}); got {tuple(x.shape)}")
+        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= program.meta["vocab"]):
+            raise ValueError(f"token ids must lie in 0 .. {program.meta['vocab'] - 1}")
+    return x.to(torch.int64)
+
+
+def _pad(program: CoreProgram, x: torch.Tensor, width: int | None = None) -> torch.Tensor:
+    n = x.shape[-1]
+    target = width if width is not None else -(-n // program.lanes) * program.lanes
+    return torch.nn.functional.pad(x, (0, target - n)) if target > n else x
+
+
+def _source_rows(program: CoreProgram, op: LinearOp, bufs: dict, batch: int) -> torch.Tensor:
+    """(B, T, R, n_in) the input rows op reads at each (t, r)."""
+    t, r = op.steps, op.rows
+    if op.src == "tokens":
+        tok = bufs["tokens"]                                   # (B, L)
+        x = torch.zeros(batch, r, op.n_in, dtype=torch.int64)
+        vocab = program.meta["vocab"]
+        x.scatter_(2, tok[:, :r, None], 1)
+        x[:, torch.arange(r), vocab + torch.arange(r)] = 1
+        return x.unsqueeze(1).expand(batch, t, r, op.n_in)
+    src = bufs[op.src][..., :op.n_in]
+    if op.static_src:
+        return src.reshape(batch, 1, r, op.n_in).expand(batch, t, r, op.n_in)
+    return src.reshape(batch, t, r, op.n_in)
+
+
+def _run_linear(program: CoreProgram, op: LinearOp, bufs: dict, batch: int, out: dict, wo: int) -> torch.Tensor:
+    x = _source_rows(program, op, bufs, batch)
+    out_nnz = (x != 0).sum(dim=-1)                             # (B, T, R)
+    acc = torch.matmul(x, op.weight.to(torch.int64))          # exact, int64
+    taps: dict[str, torch.Tensor] = {}
+    if op.reduce_time:
+        result = fixed.saturate(fixed.asr(acc.sum(dim=1), op.shift) + op.bias, wo, True)   # (B, R, n_out)
+        taps["logits"] = _pad(program, result)
+        return out_nnz, taps, result
+    currents = fixed.saturate(fixed.asr(acc, op.shift) + op.bias, wo, True)                # (B, T, R, n_out)
+    taps["current"] = _pad(program, currents)
+    spikes = lif_run_time_first(op.lif, currents.movedim(1, 0)).spikes.movedim(0, 1)
+    taps["spikes"] = _pad(program, spikes)
+    rows = spikes.reshape(batch, op.steps * op.rows, op.n_out)
+    dst = bufs[op.dst]
+    rows = _pad(program, rows, dst.shape[-1])
+    if op.accumulate:
+        rows = dst + rows
+        taps["sum"] = rows.reshape(batch, op.steps, op.rows, -1)
+    bufs[op.dst] = rows
+    return out_nnz, taps, spikes
+
+
+def _run_attention(program: CoreProgram, op: AttentionOp, bufs: dict, batch: int) -> dict:
+    spec, h, t = op.wta, op.heads, op.steps
+    length = spec.length
+    dh = spec.head_dim
+    def heads(name):
+        x = bufs[name][..., :h * dh].reshape(batch, t, length, h, dh)
+        return x.permute(0, 1, 3, 2, 4)                          # (B, T, H, L, dh)
+    r = wta_attention(spec, heads(op.q), heads(op.k), heads(op.v))
+    out = r.out.permute(0, 1, 3, 2, 4).reshape(batch, t * length, h * dh)
+    bufs[op.dst] = _pad(program, out, bufs[op.dst].shape[-1])
+    return {"attention_out": r.out, "attention_index": r.index, "attention_valid": r.valid.to(torch.int64)}
+
+
+def run_program(program: CoreProgram, samples, *, current_width: int | None = None) -> ProgramRun:
+    """Execute ``program`` on a batch of samples (see the module docstring)."""
+    x = check_samples(program, samples)
+    batch = x.shape[0]
+    wo = current_width if current_width is not None else (
+        program.lif_template.input_width if program.lif_template is not None else 24)
+    bufs: dict[str, torch.Tensor] = {}
+    if program.input_kind == "pixels":
+        bufs[program.input_buffer.name] = x.reshape(batch, 1, -1)
+    else:
+        bufs["tokens"] = x
+    for name, buf in program.buffers.items():
+        bufs[name] = torch.zeros(batch, buf.rows, buf.channels, dtype=torch.int64)
+    run = ProgramRun()
+    for i, op in enumerate(program.ops):
+        if isinstance(op, LinearOp):
+            nnz, taps, result = _run_linear(program, op, bufs, batch, {}, wo)
+            run.nnz[i] = nnz
+            run.taps[i] = taps
+            if op.dst is None:
+                run.logits = result[..., :program.out_features]
+        elif isinstance(op, AttentionOp):
+            run.taps[i] = _run_attention(program, op, bufs, batch)
+        else:  # pragma: no cover - the compiler makes only these
+            raise TypeError(f"unknown op {op!r}")
+    for name, buf in program.buffers.items():
+        buf.check(bufs[name], f"the values written to {name}")
+    run.buffers = bufs
+    return run
+
+
+def _model_view(program: CoreProgram, op, tensor: torch.Tensor, static: bool = False) -> torch.Tensor:
+    """A forward_layers tensor in the run's layout: (B, T, R, n) (static: (B, R, n))."""
+    if program.input_kind == "pixels":            # the MLP: no position dimension
+        if tensor.dim() == 2:                     # logits (B, n)
+            return tensor.unsqueeze(1)
+        return tensor.movedim(0, 1).unsqueeze(2)  # (T, B, n) -> (B, T, 1, n)
+    if static:
+        return tensor                              # (B, L, n)
+    if tensor.dim() == 3:                          # logits (B, L, V)
+        return tensor
+    return tensor.movedim(0, 1)                    # (T, B, L, n) -> (B, T, L, n)
+
+
+def check_against_model(program: CoreProgram, run: ProgramRun, layers: dict) -> list[str]:
+    """Compare the run with ``forward_layers``; returns the names checked, raises ``CoreMismatch``."""
+    checked = []
+
+    def same(name, got, want):
+        if got.shape != want.shape or not torch.equal(got, want):
+            raise CoreMismatch(f"program tensor for {name} differs from the model's forward_layers "
+                               f"({tuple(got.shape)} vs {tuple(want.shape)})")
+        checked.append(name)
+
+    for i, op in enumerate(program.ops):
+        taps = run.taps[i]
+        if isinstance(op, LinearOp):
+            n = op.n_out
+            if op.currents_tensor and op.currents_tensor in layers:
+                want = _model_view(program, op, layers[op.currents_tensor], static=op.src == "tokens")
+                got = taps["current"][..., :n]
+                if op.src == "tokens":
+                    for t in range(op.steps):
+                        same(f"{op.currents_tensor}[t={t}]", got[:, t], want)
+                else:
+                    same(op.currents_tensor, got, want)
+            if op.out_tensor and op.out_tensor in layers:
+                key = "logits" if op.reduce_time else "spikes"
+                same(op.out_tensor, taps[key][..., :n], _model_view(program, op, layers[op.out_tensor]))
+            if op.sum_tensor and op.sum_tensor in layers:
+                same(op.sum_tensor, taps["sum"][..., :n], _model_view(program, op, layers[op.sum_tensor]))
+        else:
+            spec = op.wta
+            for key, name in (("attention_index", op.index_tensor), ("attention_valid", op.valid_tensor)):
+                if name and name in layers:
+                    # forward_layers: (T, B, H, L, k)
+                    same(name, taps[key], layers[name].movedim(0, 1).to(torch.int64))
+            if op.out_tensor and op.out_tensor in layers:
+                b = taps["attention_out"].shape[0]
+                got = taps["attention_out"].permute(0, 1, 3, 2, 4).reshape(b, op.steps, spec.length, -1)
+                same(op.out_tensor, got, layers[op.out_tensor].movedim(0, 1))
+    return checked

@@ -1,0 +1,433 @@
+"""The core's engine: the sequencer that walks a ``CoreProgram`` over the shared units.
+
+Built from ``golden.core.CoreProgram`` and ``CoreSpec``; ``rtl.core.NeuroCore`` wraps it with
+the host streams and the output FIFOs. See ``NeuroCore`` for the cycle formula.
+"""
+
+from __future__ import annotations
+
+from amaranth import Array, C, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden import fixed
+from golden.core.program import AttentionOp, CoreProgram, CoreSpec, LinearOp
+from golden.lif import RESET_MODES, LIFSpec
+from golden.mac import EVENT, STEP, MACSpec
+
+from ..lif import LIFArray
+from ..mac import MACEngine
+from ..wta_attention import KIND_LOAD, KIND_QUERY, WTAAttention, wta_output_layout
+
+#: tap kinds on the output stream (golden.core.execute.TAP_KINDS)
+TAP_CURRENT, TAP_SPIKES, TAP_ATTENTION, TAP_LOGITS, TAP_STATUS = 0, 1, 3, 4, 5
+STATUS_WIDTH = 32
+
+
+def mac_spec(spec: CoreSpec, program: CoreProgram) -> MACSpec:
+    groups = max([program.groups(op) for op in program.linear_ops()] or [1])
+    shift = max([op.shift for op in program.linear_ops()] or [0])
+    return MACSpec(lanes=spec.lanes, weight_depth=spec.weight_depth, weight_width=spec.weight_width,
+                   value_width=spec.value_width, max_groups=groups, acc_width=spec.acc_width,
+                   bias_depth=spec.bias_depth, bias_width=spec.bias_width, out_width=spec.current_width,
+                   shift_width=max(1, fixed.bits_for(shift)))
+
+
+def lif_spec(spec: CoreSpec, program: CoreProgram) -> LIFSpec | None:
+    t = program.lif_template
+    if t is None:
+        return None
+    n = -(-spec.lif_neurons // spec.lanes) * spec.lanes
+    return t.replace(n_neurons=n, lanes=spec.lanes, emit_membrane=False, addressed=True, runtime_params=True)
+
+
+def attention_op(program: CoreProgram) -> AttentionOp | None:
+    ops = [op for op in program.ops if isinstance(op, AttentionOp)]
+    return ops[0] if ops else None
+
+
+def wta_spec(spec: CoreSpec, program: CoreProgram):
+    op = attention_op(program)
+    return None if op is None else op.wta.replace(lanes=spec.wta_lanes)
+
+
+def memory_buffers(program: CoreProgram) -> list:
+    """The activation buffers that live in memories (the input sample lives in registers)."""
+    return list(program.buffers.values())
+
+
+def scan_width(program: CoreProgram) -> int:
+    """Cmax: the widest source row the event scanner holds (a token row is V + L one-hot bits)."""
+    widths = [op.n_in for op in program.linear_ops()]
+    widths += [b.channels for b in program.buffers.values()]
+    return max(widths)
+
+
+def tap_data_width(spec: CoreSpec, program: CoreProgram) -> int:
+    p = spec.lanes
+    sum_width = max([b.width for b in program.buffers.values()] or [1])
+    widths = [p * spec.current_width, p + p * sum_width, STATUS_WIDTH]
+    w = wta_spec(spec, program)
+    if w is not None:
+        widths.append(wta_output_layout(w).size)
+    return max(widths)
+
+
+def _ffs(m: Module, bits, name: str):
+    """(found, index of the lowest set bit) by a balanced tree: log2(n) levels of muxes."""
+    n = len(bits)
+    if n == 1:
+        return bits[0], C(0, 1)
+    half = 1 << (max(1, (n - 1).bit_length()) - 1)
+    lo_found, lo_index = _ffs(m, bits[:half], name + "l")
+    hi_found, hi_index = _ffs(m, bits[half:], name + "h")
+    width = max(1, (n - 1).bit_length())
+    index = Signal(width, name=f"{name}_index")
+    m.d.comb += index.eq(Mux(lo_found, lo_index, hi_index + half))
+    return lo_found | hi_found, index
+
+
+class CoreEngine(wiring.Component):
+    """Sequencer + units: MAC engine, LIF array (addressed, run-time parameters), WTA attention unit.
+
+    Members: ``i_stream`` (one input value per beat: a pixel or a token id), and two tap
+    channels without back-pressure (``a_*``: currents, logits and the status word; ``b_*``:
+    spikes with residual sums, attention outputs); ``NeuroCore`` freezes the engine while a
+    tap FIFO is full, so the engine itself never waits for the host.
+    """
+
+    def __init__(self, spec: CoreSpec, program: CoreProgram):
+        self.spec, self.program = spec, program
+        self.n_inputs = program.input_buffer.rows * program.input_buffer.channels
+        self.input_width = program.input_buffer.width
+        self.data_width = tap_data_width(spec, program)
+        super().__init__({
+            "i_stream": In(stream.Signature(data.StructLayout({"value": unsigned(self.input_width)}))),
+            "a_valid": Out(1), "a_kind": Out(3), "a_tap": Out(8), "a_data": Out(self.data_width),
+            "b_valid": Out(1), "b_kind": Out(3), "b_tap": Out(8), "b_data": Out(self.data_width),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        spec, prog = self.spec, self.program
+        m = Module()
+        p = spec.lanes
+        ops = prog.ops
+        n_ops = len(ops)
+        taps = spec.debug_taps
+
+        # ---- units
+        mspec = mac_spec(spec, prog)
+        m.submodules.mac = mac = MACEngine(mspec, init_weights=prog.weight_image(),
+                                           init_biases=prog.bias_image())
+        lspec = lif_spec(spec, prog)
+        lif = None
+        if lspec is not None:
+            m.submodules.lif = lif = LIFArray(lspec)
+        wspec = wta_spec(spec, prog)
+        wta = None
+        if wspec is not None:
+            m.submodules.wta = wta = WTAAttention(wspec)
+
+        # ---- activation buffers
+        bufs = memory_buffers(prog)
+        buf_id = {b.name: i for i, b in enumerate(bufs)}
+        row_addr = Signal(range(max([b.rows for b in bufs] or [1]) + 1), name="row")
+        rd_data, wr_ports = {}, {}
+        for b in bufs:
+            shape = data.ArrayLayout(signed(b.width) if b.signed else unsigned(b.width), b.channels)
+            mem = memory.Memory(shape=shape, depth=b.rows, init=[])
+            m.submodules[f"buf_{b.name}"] = mem
+            rd = mem.read_port()
+            m.d.comb += rd.addr.eq(row_addr)
+            wr = mem.write_port(granularity=p)
+            rd_data[b.name], wr_ports[b.name] = rd.data, wr
+
+        # ---- the input sample, in registers
+        inp = prog.input_buffer
+        sample = Array(Signal(unsigned(inp.width), name=f"sample{i}") for i in range(self.n_inputs))
+
+        # ---- the program, as constant tables indexed by the op counter
+        pc = Signal(range(max(2, n_ops)), name="pc")
+
+        def table(values, width=None, name=""):
+            values = [int(v) for v in values]
+            w = width if width is not None else max(1, max(max(values), 0).bit_length())
+            return Array(C(v, w) for v in values)[pc]
+
+        def per_op(fn, default=0):
+            return [fn(op) if isinstance(op, LinearOp) else default for op in ops]
+
+        groups_of = {i: prog.groups(op) for i, op in enumerate(ops) if isinstance(op, LinearOp)}
+        k_is_attention = table([int(isinstance(op, AttentionOp)) for op in ops])
+        k_rows = table(per_op(lambda op: op.rows))
+        k_steps = table([op.steps for op in ops])
+        k_groups = table([groups_of.get(i, 1) for i in range(n_ops)])
+        k_wbase = table([max(0, prog.weight_base[i]) for i in range(n_ops)])
+        k_bbase = table([max(0, prog.bias_base[i]) for i in range(n_ops)])
+        k_shift = table(per_op(lambda op: op.shift))
+        k_lif = table(per_op(lambda op: int(op.lif is not None)))
+        k_accumulate = table(per_op(lambda op: int(op.accumulate)))
+        k_reduce = table(per_op(lambda op: int(op.reduce_time)))
+        k_static = table(per_op(lambda op: int(op.static_src)))
+        k_tokens = table(per_op(lambda op: int(op.src == "tokens")))
+        src_names = [None] + [b.name for b in bufs]
+        k_src = table(per_op(lambda op: src_names.index(op.src) if op.src in buf_id else 0))
+        k_dst = table([src_names.index(op.dst) if op.dst in buf_id else 0 for op in ops])
+        if lspec is not None:
+            widths = lspec.param_widths
+            k_threshold = table(per_op(lambda op: op.lif.threshold if op.lif else 1), widths["threshold"])
+            k_leak = table(per_op(lambda op: op.lif.leak_beta if op.lif else 0), widths["leak"])
+            k_reset = table(per_op(lambda op: RESET_MODES.index(op.lif.reset_mode) if op.lif else 0), 2)
+
+        # ---- counters
+        t = Signal(range(max(op.steps for op in ops) + 1), name="t")
+        r = Signal(range(max([op.rows for op in ops if isinstance(op, LinearOp)] + [1]) + 1), name="r")
+        lif_base = Signal(range(max(1, lspec.groups if lspec else 1) + 1), name="lif_base")
+        g_in = Signal(range(mspec.max_groups + 1), name="g_in")
+        g_out = Signal(range(mspec.max_groups + 1), name="g_out")
+        cycles = Signal(STATUS_WIDTH, name="cycles")
+        in_count = Signal(range(self.n_inputs + 1), name="in_count")
+
+        # ---- scanner registers
+        cmax = scan_width(prog)
+        wx = spec.value_width
+        vals = Signal(data.ArrayLayout(signed(wx), cmax), name="vals")
+        mask = Signal(cmax, name="mask")
+        old = {}
+        for b in bufs:
+            old[b.name] = Signal(data.ArrayLayout(unsigned(b.width), b.channels), name=f"old_{b.name}")
+        found, index = _ffs(m, mask, "scan")
+
+        # MAC command register
+        cmd_valid = Signal()
+        cmd = Signal(mac.i_stream.payload.shape(), name="cmd")
+        m.d.comb += [mac.i_stream.valid.eq(cmd_valid), mac.i_stream.payload.eq(cmd)]
+        cmd_free = ~cmd_valid | mac.i_stream.ready
+        with m.If(cmd_valid & mac.i_stream.ready):
+            m.d.sync += cmd_valid.eq(0)
+
+        # defaults of the tap channels
+        m.d.comb += [self.a_tap.eq(pc), self.b_tap.eq(pc)]
+
+        # ---- MAC output -> LIF -> write-back (or -> logits)
+        mac_o = mac.o_stream
+        row_done = Signal()
+        if lif is not None:
+            m.d.comb += [
+                lif.i_stream.payload.current.eq(mac_o.payload.current),
+                lif.i_stream.payload.first.eq(t == 0),
+                lif.i_stream.payload.group.eq(lif_base + g_in),
+                lif.i_stream.payload.threshold.eq(k_threshold),
+                lif.i_stream.payload.leak.eq(k_leak),
+                lif.i_stream.payload.reset.eq(k_reset),
+                lif.o_stream.ready.eq(1),
+            ]
+            with m.If(k_lif):
+                m.d.comb += [lif.i_stream.valid.eq(mac_o.valid), mac_o.ready.eq(lif.i_stream.ready)]
+            with m.Else():
+                m.d.comb += mac_o.ready.eq(1)
+        else:
+            m.d.comb += mac_o.ready.eq(1)
+        mac_beat = mac_o.valid & mac_o.ready
+        with m.If(mac_beat):
+            m.d.sync += g_in.eq(g_in + 1)
+        is_lif_op = k_lif if lif is not None else C(0, 1)
+        # currents (spiking layers) or logits (readouts) on tap channel a
+        with m.If(mac_beat & (~is_lif_op | taps)):
+            m.d.comb += [self.a_valid.eq(1), self.a_data.eq(mac_o.payload.current.as_value()),
+                         self.a_kind.eq(Mux(is_lif_op, TAP_CURRENT, TAP_LOGITS))]
+        last_out = g_out == k_groups - 1
+        with m.If(mac_beat & ~is_lif_op):
+            m.d.sync += g_out.eq(g_out + 1)
+            with m.If(last_out):
+                m.d.comb += row_done.eq(1)
+        if lif is not None:
+            lif_beat = lif.o_stream.valid
+            spikes = lif.o_stream.payload.spikes
+            sum_width = max(b.width for b in bufs)
+            sums = Signal(data.ArrayLayout(unsigned(sum_width), p), name="sums")
+            with m.If(lif_beat):
+                m.d.sync += g_out.eq(g_out + 1)
+                with m.If(last_out):
+                    m.d.comb += row_done.eq(1)
+            for b in bufs:
+                wr = wr_ports[b.name]
+                chunks = b.channels // p
+                new = Signal(data.ArrayLayout(unsigned(b.width), p), name=f"new_{b.name}")
+                old_chunk = Signal(p * b.width, name=f"old_chunk_{b.name}")
+                m.d.comb += old_chunk.eq(Array(Cat(*(old[b.name][c * p + q] for q in range(p)))
+                                               for c in range(chunks))[g_out])
+                for q in range(p):
+                    old_q = old_chunk[q * b.width:(q + 1) * b.width]
+                    m.d.comb += new[q].eq(Mux(k_accumulate, old_q + spikes[q], spikes[q]))
+                with m.If(lif_beat & (k_dst == src_names.index(b.name)) & ~k_is_attention):
+                    m.d.comb += [wr.addr.eq(row_addr), wr.data.eq(Cat(*([new.as_value()] * chunks))),
+                                 wr.en.eq(C(1, chunks) << g_out)]
+                    for q in range(p):
+                        m.d.comb += sums[q].eq(new[q])
+            if taps:
+                with m.If(lif_beat):
+                    m.d.comb += [self.b_valid.eq(1), self.b_kind.eq(TAP_SPIKES),
+                                 self.b_data.eq(Cat(spikes, Mux(k_accumulate, sums.as_value(), 0)))]
+
+        # ---- attention unit plumbing
+        if wta is not None:
+            aop = attention_op(prog)
+            length, dh, heads = wspec.length, wspec.head_dim, aop.heads
+            h = Signal(range(heads + 1), name="h")
+            j = Signal(range(length + 1), name="j")
+            o = Signal(range(length + 1), name="o")
+            t_base = Signal(range(max(b.rows for b in bufs) + 1), name="t_base")
+            send = Signal()
+            send_kind = Signal()
+            def head_slice(name):
+                row = rd_data[name]
+                return Array(Cat(*(row[hh * dh + e] for e in range(dh))) for hh in range(heads))[h]
+            m.d.comb += [wta.i_stream.valid.eq(send), wta.i_stream.payload.kind.eq(send_kind),
+                         wta.i_stream.payload.qk.eq(Mux(send_kind == KIND_QUERY, head_slice(aop.q),
+                                                        head_slice(aop.k))),
+                         wta.i_stream.payload.v.eq(head_slice(aop.v)),
+                         wta.o_stream.ready.eq(1)]
+            wta_beat = wta.o_stream.valid
+            a_wr = wr_ports[aop.dst]
+            a_buf = prog.buffers[aop.dst]
+            out_bits = wta.o_stream.payload.out.as_value()
+            with m.If(wta_beat):
+                m.d.sync += o.eq(o + 1)
+                chunk_per_head = dh // p
+                m.d.comb += [a_wr.addr.eq(t_base + o), a_wr.data.eq(Cat(*([out_bits] * (a_buf.channels // dh)))),
+                             a_wr.en.eq(C((1 << chunk_per_head) - 1, a_buf.channels // p) << (h * chunk_per_head))]
+                if taps:
+                    m.d.comb += [self.b_valid.eq(1), self.b_kind.eq(TAP_ATTENTION),
+                                 self.b_data.eq(wta.o_stream.payload.as_value())]
+
+        # ---- the sequencer
+        m.d.comb += self.busy.eq(1)
+        with m.FSM(name="seq"):
+            with m.State("IDLE"):
+                m.d.comb += [self.busy.eq(0), self.i_stream.ready.eq(1)]
+                with m.If(self.i_stream.valid):
+                    m.d.sync += [sample[in_count].eq(self.i_stream.payload.value), in_count.eq(in_count + 1)]
+                    with m.If(in_count == self.n_inputs - 1):
+                        m.d.sync += [in_count.eq(0), pc.eq(0), cycles.eq(0)]
+                        m.next = "OP_START"
+            with m.State("OP_START"):
+                m.d.sync += [cycles.eq(cycles + 1), t.eq(0), r.eq(0), row_addr.eq(0), lif_base.eq(0),
+                             g_in.eq(0), g_out.eq(0)]
+                if wta is not None:
+                    m.d.sync += [h.eq(0), j.eq(0), o.eq(0), t_base.eq(0)]
+                    with m.If(k_is_attention):
+                        m.next = "ATT_READ"
+                    with m.Else():
+                        m.next = "ROW_READ"
+                else:
+                    m.next = "ROW_READ"
+            with m.State("ROW_READ"):
+                # the buffers read row_addr this cycle; their data is valid in ROW_LOAD
+                m.d.sync += cycles.eq(cycles + 1)
+                m.next = "ROW_LOAD"
+            with m.State("ROW_LOAD"):
+                m.d.sync += cycles.eq(cycles + 1)
+                # the source row -> (values, nonzero mask); the destination row -> old (residuals)
+                for b in bufs:
+                    row = rd_data[b.name]
+                    with m.If(k_src == src_names.index(b.name)):
+                        m.d.sync += mask.eq(Cat(*(row[i] != 0 for i in range(b.channels))))
+                        m.d.sync += [vals[i].eq(row[i]) for i in range(b.channels)]
+                    m.d.sync += old[b.name].eq(row)
+                with m.If(k_src == 0):
+                    if prog.input_kind == "pixels":
+                        m.d.sync += mask.eq(Cat(*(sample[i] != 0 for i in range(self.n_inputs))))
+                        m.d.sync += [vals[i].eq(sample[i]) for i in range(self.n_inputs)]
+                    else:
+                        vocab = prog.meta["vocab"]
+                        tok = sample[r]
+                        m.d.sync += mask.eq(Cat(*((tok == i) | ((r + vocab) == i) for i in range(cmax))))
+                        m.d.sync += [vals[i].eq(1) for i in range(cmax)]
+                m.next = "SCAN"
+            with m.State("SCAN"):
+                m.d.sync += cycles.eq(cycles + 1)
+                with m.If(cmd_free):
+                    with m.If(found):
+                        m.d.sync += [cmd_valid.eq(1), cmd.kind.eq(EVENT), cmd.addr.eq(k_wbase + index * k_groups),
+                                     cmd.value.eq(vals[index]), cmd.groups.eq(k_groups), cmd.shift.eq(0),
+                                     mask.eq(mask & (mask - 1))]
+                    with m.Elif(k_reduce & (t != k_steps - 1)):
+                        # a readout sums over time: the next time step's row adds into the same sums
+                        m.d.sync += [t.eq(t + 1), row_addr.eq(row_addr + k_rows)]
+                        m.next = "ROW_READ"
+                    with m.Else():
+                        m.d.sync += [cmd_valid.eq(1), cmd.kind.eq(STEP), cmd.addr.eq(k_bbase), cmd.value.eq(0),
+                                     cmd.groups.eq(k_groups), cmd.shift.eq(k_shift)]
+                        m.next = "DRAIN"
+            with m.State("DRAIN"):
+                m.d.sync += cycles.eq(cycles + 1)
+                with m.If(row_done):
+                    m.d.sync += [g_in.eq(0), g_out.eq(0)]
+                    with m.If(k_reduce):
+                        m.d.sync += [t.eq(0), r.eq(r + 1), row_addr.eq(r + 1)]
+                        with m.If(r == k_rows - 1):
+                            m.next = "NEXT_OP"
+                        with m.Else():
+                            m.next = "ROW_READ"
+                    with m.Else():
+                        m.d.sync += row_addr.eq(row_addr + 1)
+                        with m.If(r == k_rows - 1):
+                            m.d.sync += [r.eq(0), lif_base.eq(0), t.eq(t + 1)]
+                            with m.If(t == k_steps - 1):
+                                m.next = "NEXT_OP"
+                            with m.Else():
+                                m.next = "ROW_READ"
+                        with m.Else():
+                            m.d.sync += [r.eq(r + 1), lif_base.eq(lif_base + k_groups)]
+                            m.next = "ROW_READ"
+            if wta is not None:
+                with m.State("ATT_READ"):
+                    # K and V rows (load phase) or the Q row (query phase) of row_addr
+                    m.d.sync += cycles.eq(cycles + 1)
+                    m.next = "ATT_SEND"
+                with m.State("ATT_SEND"):
+                    m.d.sync += cycles.eq(cycles + 1)
+                    m.d.comb += [send.eq(1), send_kind.eq(j == length)]
+                    with m.If(wta.i_stream.ready):
+                        with m.If(j != length):
+                            # a load beat: K, V row j
+                            m.d.sync += j.eq(j + 1)
+                            with m.If(j == length - 1):
+                                m.d.sync += [row_addr.eq(t_base), r.eq(0)]
+                            with m.Else():
+                                m.d.sync += row_addr.eq(row_addr + 1)
+                            m.next = "ATT_READ"
+                        with m.Else():
+                            # a query beat: Q row r
+                            m.d.sync += [r.eq(r + 1), row_addr.eq(row_addr + 1)]
+                            with m.If(r == length - 1):
+                                m.next = "ATT_WAIT"
+                            with m.Else():
+                                m.next = "ATT_READ"
+                with m.State("ATT_WAIT"):
+                    m.d.sync += cycles.eq(cycles + 1)
+                    with m.If((o == length) | ((o == length - 1) & wta_beat)):
+                        m.d.sync += [o.eq(0), j.eq(0), r.eq(0)]
+                        with m.If(h == heads - 1):
+                            m.d.sync += [h.eq(0), t.eq(t + 1), t_base.eq(t_base + length),
+                                         row_addr.eq(t_base + length)]
+                            with m.If(t == k_steps - 1):
+                                m.next = "NEXT_OP"
+                            with m.Else():
+                                m.next = "ATT_READ"
+                        with m.Else():
+                            m.d.sync += [h.eq(h + 1), row_addr.eq(t_base)]
+                            m.next = "ATT_READ"
+            with m.State("NEXT_OP"):
+                m.d.sync += cycles.eq(cycles + 1)
+                with m.If(pc == n_ops - 1):
+                    m.next = "STATUS"
+                with m.Else():
+                    m.d.sync += pc.eq(pc + 1)
+                    m.next = "OP_START"
+            with m.State("STATUS"):
+                m.d.comb += [self.a_valid.eq(1), self.a_kind.eq(TAP_STATUS), self.a_data.eq(cycles)]
+                m.next = "IDLE"
+        return m
