@@ -19,7 +19,7 @@ import time
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, First, ReadOnly, RisingEdge
+from cocotb.triggers import ClockCycles, FallingEdge, First, ReadOnly, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 
 from sim.streams import CLOCK_PERIOD_NS, BenchConfig, StreamDriver, StreamMonitor
@@ -111,7 +111,8 @@ async def core_matches_golden(dut):
             triggers = [RisingEdge(dut.o_stream__valid)]
             if not driver.done:
                 triggers.append(RisingEdge(dut.i_stream__ready))
-            await First(*triggers, ClockCycles(dut.clk, limit))
+            # (a Timer, not ClockCycles: that would wake Python on every edge it counts)
+            await First(*triggers, Timer(limit * CLOCK_PERIOD_NS, unit="ns"))
             woken += 1
     wall = time.perf_counter() - start
     await FallingEdge(dut.clk)

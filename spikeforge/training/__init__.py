@@ -244,7 +244,9 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
     except FileNotFoundError:
         raise ValueError(f"checkpoint {path} does not exist") from None
     except Exception as exc:  # torch raises many types for a damaged file
-        raise ValueError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc})") from None
+        # torch's messages run over many lines: the first says what went wrong
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ValueError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {first})") from None
     if not isinstance(ckpt, dict) or "recipe" not in ckpt or "state_dict" not in ckpt:
         raise ValueError(f"{path} is not a Spikeforge checkpoint")
     recipe = get_recipe(ckpt["recipe"])
