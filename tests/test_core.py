@@ -125,6 +125,9 @@ def test_a_spec_too_small_is_refused_naming_the_memory():
         NeuroCore(spec.replace(acc_width=8), prog)
     with pytest.raises(SpecError, match="lanes"):
         check_fits(spec.replace(lanes=8), prog)
+    # the readout is exact in the model: its logits must fit the current width
+    with pytest.raises(SpecError, match=r"layer readout: its logits reach \+-\d+, more than CoreSpec.current_width = 8"):
+        check_fits(spec.replace(current_width=8), prog)
 
 
 def test_bad_samples_are_refused():

@@ -304,6 +304,15 @@ def check_fits(spec: CoreSpec, program: CoreProgram) -> None:
         have = getattr(spec, key)
         if have < need:
             raise SpecError(f"model {program.model} needs CoreSpec.{key} >= {need}; the spec has {have}")
+    for op in program.linear_ops():
+        if op.reduce_time:
+            # a readout is exact in the model (no saturation): its largest |logit| must fit Wo
+            src = program.source_buffer(op)
+            top = max(abs(fixed.int_min(src.width, src.signed)), fixed.int_max(src.width, src.signed))
+            bound = int((op.weight.abs().sum(dim=0) * top * op.steps + op.bias.abs()).max())
+            if bound > fixed.int_max(spec.current_width, True):
+                raise SpecError(f"layer {op.name}: its logits reach +-{bound}, more than "
+                                f"CoreSpec.current_width = {spec.current_width} bits hold")
     lif = program.lif_template
     if lif is not None and (spec.current_width, spec.membrane_width) != (lif.input_width, lif.membrane_width):
         raise SpecError(f"model {program.model} has LIF currents of {lif.input_width} bits and membranes of "
