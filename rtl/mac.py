@@ -6,7 +6,7 @@ Hardware for ``golden.mac.mac_run``; the equations are in ``golden/mac.py`` and
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -49,6 +49,18 @@ def mac_output_layout(spec: MACSpec) -> data.StructLayout:
         "current": data.ArrayLayout(signed(spec.out_width), spec.lanes),
         "last": unsigned(1),
     })
+
+
+def saturate(total: Value, width: int) -> Value:
+    """sat_W of an exact signed sum, from its bits: it fits W bits iff bits W-1 .. top are all equal,
+    otherwise its sign picks the rail (a LUT level after the adder, not a second carry chain of
+    comparisons against the constants)."""
+    if total.shape().width <= width:
+        return total
+    top = total[width - 1:]
+    overflow = top.any() & ~top.all()
+    return Mux(overflow, Mux(total[-1], fixed.int_min(width, True), fixed.int_max(width, True)),
+               total[:width].as_signed())
 
 
 def _memory_init(words) -> list[list[int]]:
@@ -245,16 +257,17 @@ class MACEngine(wiring.Component):
         for p in range(lanes):
             m.d.sync += a_prod[p].eq(m_value * m_weights[p])  # exact: Wx + Ww bits
 
-        # ---- stage A: saturating add, write back; forward the previous add's sum to the same word
-        prev_valid, prev_group = Signal(), Signal(range(gmax))
+        # ---- stage A: saturating add, write back; forward the previous add's sum to the same word.
+        # Whether to forward is decided a cycle early (stage M against stage A), so stage A's path is
+        # register -> 2:1 mux -> one carry chain -> saturate (a LUT from the sum's top bits) -> memory.
+        forward = Signal()
+        m.d.sync += forward.eq(a_valid & (a_group == m_group))
         prev_sum = Signal(data.ArrayLayout(signed(wa), lanes))
-        forward = prev_valid & (prev_group == a_group)
         sums = Signal(data.ArrayLayout(signed(wa), lanes))
-        lo, hi = fixed.int_min(wa, True), fixed.int_max(wa, True)
         for p in range(lanes):
             total = Mux(forward, prev_sum[p], a_acc[p]) + a_prod[p]  # exact: Amaranth widens the sum
-            m.d.comb += sums[p].eq(Mux(total > hi, hi, Mux(total < lo, lo, total)))
-        m.d.sync += [prev_valid.eq(a_valid), prev_group.eq(a_group), prev_sum.eq(sums)]
+            m.d.comb += sums[p].eq(saturate(total, wa))
+        m.d.sync += prev_sum.eq(sums)
 
         # ---- drain: D0 reads, D1 registers and clears, D2 shifts, D3 adds the bias into the output register
         stall = self.o_stream.valid & ~self.o_stream.ready
@@ -296,12 +309,10 @@ class MACEngine(wiring.Component):
                 m.d.sync += drain_active.eq(0)
         clear = d1_valid & ~stall
 
-        olo, ohi = fixed.int_min(wo, True), fixed.int_max(wo, True)
         with m.If(~stall):
             m.d.sync += [self.o_stream.valid.eq(d3_valid), self.o_stream.payload.last.eq(d3_last)]
             for p in range(lanes):
-                total = d3_shifted[p] + d3_bias[p]
-                m.d.sync += self.o_stream.payload.current[p].eq(Mux(total > ohi, ohi, Mux(total < olo, olo, total)))
+                m.d.sync += self.o_stream.payload.current[p].eq(saturate(d3_shifted[p] + d3_bias[p], wo))
 
         # ---- accumulator ports: the drain owns the read port from c + 1 (no event reads after cycle c)
         # and the write port while it clears (no event adds after cycle c + 2)
