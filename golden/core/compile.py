@@ -147,6 +147,24 @@ def compile_wta_spikingformer(model, seq_len: int, lanes: int = 8, causal: bool 
     return prog
 
 
+#: the first layer of each model the core cannot run yet, and what it needs (issue 13)
+MISSING = {
+    "IntSpikformer": ("conv1", "3x3 convolutions (the window buffer in front of the MAC), max pooling and "
+                      "spiking self-attention SN(Q (K^T V) s)"),
+    "IntSpikeDrivenV2": ("stem", "3x3 convolutions (the window buffer), membrane shortcuts and spike-driven "
+                         "self-attention"),
+    "IntSpikingResformer": ("stem", "convolutions (the window buffer) and dual spike self-attention with "
+                            "firing-rate scaling"),
+    "IntTEFormer": ("conv1", "the SPS stem's convolutions, reversed-time attention, the sigmoid-ROM gate and "
+                    "the spiking layer norm"),
+    "IntMatterhorn": ("stem", "the MTTS encoder, adaptive-threshold LIF neurons, spike-driven attention "
+                      "q (k^T v) >> s and the log-quantized weight memory"),
+    "IntLSFormer": ("stem", "convolutions, dilated window attention (the window buffer), integer layer norm and "
+                    "spiking response pooling"),
+    "AnnViT": ("every layer", "spiking neurons: it is the non-spiking reference (softmax, real matmuls)"),
+}
+
+
 def compile_model(model, *, lanes: int = 8, seq_len: int | None = None) -> CoreProgram:
     """Any supported golden integer model -> ``CoreProgram``; ``SpecError`` names what does not map."""
     from ..models.spiking_mlp import IntSpikingMLP
@@ -156,5 +174,7 @@ def compile_model(model, *, lanes: int = 8, seq_len: int | None = None) -> CoreP
         return compile_spiking_mlp(model, lanes)
     if isinstance(model, IntWTASpikingformer):
         return compile_wta_spikingformer(model, seq_len if seq_len is not None else 32, lanes)
-    raise SpecError(f"model {type(model).__name__}: not on the core yet (supported: IntSpikingMLP, "
-                    f"IntWTASpikingformer); it needs operations the core lacks")
+    name = type(model).__name__
+    layer, needs = MISSING.get(name, ("?", "its operations"))
+    raise SpecError(f"model {name}: layer {layer}: not on the core yet: needs {needs} (the core runs "
+                    f"IntSpikingMLP and IntWTASpikingformer)")

@@ -9,18 +9,20 @@ LIF array (4 cycles, ``rtl.lif``)::
 
     cycles = sum over ops of (2 + op cycles)                 (op start + next-op cycles)
 
-    spiking layer   sum_{t,r} (n_{t,r} G + G + S + 7)          = n G + G + 13 per row:
-                    read, load, one event accepted every G cycles from the third cycle,
-                    the STEP G cycles after the last event, G currents from S cycles after
-                    it, each through the LIF array (+4), the row ends after the last spike word.
+    spiking layer   sum_{t,r} (n_{t,r} G + G + S + 8)          = n G + G + 14 per row:
+                    read, load, the scanner's token, the MAC command: the first event is
+                    accepted in the row's fifth cycle, one every G cycles after it, the STEP
+                    G cycles after the last, G currents from S cycles after it, each through
+                    the LIF array (+4); the row ends after the last spike word.
 
     readout         per row r, over its time steps t = 0 .. T-1 (one STEP for the row), with
-    (sum over t)    a_0 = 0 (the row's first read), R = -inf (when the MAC takes the next event):
-                        n_t = 0:  e_t = a_t + 2
-                        n_t > 0:  first event at A = max(a_t + 3, R), last at L = A + (n_t - 1) G,
-                                  R = L + G, e_t = L
-                        a_{t+1} = e_t + 1
-                    STEP at c = max(e_{T-1} + 1, R); the row takes c + S + G cycles.
+    (sum over t)    a_0 = 0 (the step's first read), R = -inf (when the MAC takes the next
+                    command) and s_t = max(a_t + 4, R):
+                        n_t = 0:  a_{t+1} = a_t + 3
+                        n_t > 0:  last event at L = s_t + (n_t - 1) G,  R = L + G,  a_{t+1} = L + 2
+                    (a step's row is read once the previous step's events have all reached the
+                    MAC); the STEP is accepted at c = s_{T-1} (n = 0) or R; the row takes
+                    c + S + G cycles.
 
     WTA attention   T H (2 L + 2 + L I),  I = G_w + k + 4 (``WTAAttention.query_interval``):
                     every K/V load and every Q row is one read cycle and one send cycle; a
@@ -39,8 +41,10 @@ from .program import AttentionOp, CoreProgram, CoreSpec, LinearOp
 MAC_STEP_LATENCY = 6
 #: LIF array latency (``rtl.lif.LIFArray.LATENCY``)
 LIF_LATENCY = 4
-#: cycles of a spiking row besides n G + G: read, load, first event (3), STEP -> outputs (S), LIF (4)
-ROW_OVERHEAD = 3 + MAC_STEP_LATENCY + LIF_LATENCY
+#: cycles from a row's read to its first MAC command's accept: read, load, the scanner's token, the command
+SCAN_LATENCY = 4
+#: cycles of a spiking row besides n G + G: first event (4), STEP -> outputs (S), LIF (4)
+ROW_OVERHEAD = SCAN_LATENCY + MAC_STEP_LATENCY + LIF_LATENCY
 #: cycles of an op besides its rows: the op-start and next-op states
 OP_OVERHEAD = 2
 
@@ -52,17 +56,22 @@ def wta_query_interval(spec) -> int:
 
 def readout_row_cycles(counts: list[int], groups: int) -> int:
     """Cycles of one readout row whose time steps have ``counts`` nonzero inputs (module docstring)."""
-    a, ready, end = 0, None, 0
+    a, ready = 0, None
+    last_step = len(counts) - 1
     for t, n in enumerate(counts):
+        start = a + SCAN_LATENCY if ready is None else max(a + SCAN_LATENCY, ready)
         if n == 0:
-            end = a + 2
+            if t < last_step:
+                a += 3                      # read, load, one scan cycle
+                continue
+            step = start
         else:
-            first = a + 3 if ready is None else max(a + 3, ready)
-            end = first + (n - 1) * groups
-            ready = end + groups
-        if t < len(counts) - 1:
-            a = end + 1
-    step = end + 1 if ready is None else max(end + 1, ready)
+            last = start + (n - 1) * groups
+            ready = last + groups
+            if t < last_step:
+                a = last + 2                # the last event's accept, one cycle, the next read
+                continue
+            step = ready
     return step + MAC_STEP_LATENCY + groups
 
 

@@ -188,6 +188,7 @@ class CoreEngine(wiring.Component):
         g_out = Signal(range(mspec.max_groups + 1), name="g_out")
         cycles = Signal(STATUS_WIDTH, name="cycles")
         in_count = Signal(range(self.n_inputs + 1), name="in_count")
+        lif_overrun = Signal()
 
         # ---- scanner registers
         cmax = scan_width(prog)
@@ -199,13 +200,29 @@ class CoreEngine(wiring.Component):
             old[b.name] = Signal(data.ArrayLayout(unsigned(b.width), b.channels), name=f"old_{b.name}")
         found, index = _ffs(m, mask, "scan")
 
-        # MAC command register
+        # Two registers in front of the MAC (so that the priority tree, the value multiplexer and
+        # the address multiply-add sit in different cycles): s1 holds the scanner's token (an
+        # event: input index and value, or the STEP), cmd the MAC command made from it.
+        s1_valid = Signal()
+        s1_step = Signal()
+        s1_index = Signal(len(index), name="s1_index")
+        s1_value = Signal(signed(wx), name="s1_value")
         cmd_valid = Signal()
         cmd = Signal(mac.i_stream.payload.shape(), name="cmd")
         m.d.comb += [mac.i_stream.valid.eq(cmd_valid), mac.i_stream.payload.eq(cmd)]
         cmd_free = ~cmd_valid | mac.i_stream.ready
-        with m.If(cmd_valid & mac.i_stream.ready):
+        s1_free = ~s1_valid | cmd_free
+        with m.If(s1_valid & cmd_free):
+            m.d.sync += [cmd_valid.eq(1), cmd.groups.eq(k_groups), cmd.value.eq(s1_value)]
+            with m.If(s1_step):
+                m.d.sync += [cmd.kind.eq(STEP), cmd.addr.eq(k_bbase), cmd.shift.eq(k_shift)]
+            with m.Else():
+                m.d.sync += [cmd.kind.eq(EVENT), cmd.addr.eq(k_wbase + s1_index * k_groups), cmd.shift.eq(0)]
+        with m.Elif(cmd_valid & mac.i_stream.ready):
             m.d.sync += cmd_valid.eq(0)
+        with m.If(s1_valid & cmd_free):
+            m.d.sync += s1_valid.eq(0)          # a new token in the same cycle overrides this
+        pipe_empty = ~s1_valid & ~cmd_valid
 
         # defaults of the tap channels
         m.d.comb += [self.a_tap.eq(pc), self.b_tap.eq(pc)]
@@ -223,10 +240,14 @@ class CoreEngine(wiring.Component):
                 lif.i_stream.payload.reset.eq(k_reset),
                 lif.o_stream.ready.eq(1),
             ]
-            with m.If(k_lif):
-                m.d.comb += [lif.i_stream.valid.eq(mac_o.valid), mac_o.ready.eq(lif.i_stream.ready)]
-            with m.Else():
-                m.d.comb += mac_o.ready.eq(1)
+            # The core never sends the LIF array a group that is still in its pipeline (a row's G
+            # groups are distinct and the same group comes back a row, >= 14 cycles, later), so the
+            # array is always ready: the MAC's output is not held by it, which keeps the LIF's
+            # group compare out of the MAC's stall logic. The invariant is checked: a beat the
+            # array does not take sets `lif_overrun`, reported in the status word's top bit.
+            m.d.comb += [lif.i_stream.valid.eq(mac_o.valid & k_lif), mac_o.ready.eq(1)]
+            with m.If(lif.i_stream.valid & ~lif.i_stream.ready):
+                m.d.sync += lif_overrun.eq(1)
         else:
             m.d.comb += mac_o.ready.eq(1)
         mac_beat = mac_o.valid & mac_o.ready
@@ -348,19 +369,20 @@ class CoreEngine(wiring.Component):
                 m.next = "SCAN"
             with m.State("SCAN"):
                 m.d.sync += cycles.eq(cycles + 1)
-                with m.If(cmd_free):
-                    with m.If(found):
-                        m.d.sync += [cmd_valid.eq(1), cmd.kind.eq(EVENT), cmd.addr.eq(k_wbase + index * k_groups),
-                                     cmd.value.eq(vals[index]), cmd.groups.eq(k_groups), cmd.shift.eq(0),
+                with m.If(found):
+                    with m.If(s1_free):
+                        m.d.sync += [s1_valid.eq(1), s1_step.eq(0), s1_index.eq(index), s1_value.eq(vals[index]),
                                      mask.eq(mask & (mask - 1))]
-                    with m.Elif(k_reduce & (t != k_steps - 1)):
-                        # a readout sums over time: the next time step's row adds into the same sums
+                with m.Elif(k_reduce & (t != k_steps - 1)):
+                    # a readout sums over time: the next time step's row adds into the same sums, once
+                    # this step's events have all reached the MAC (each step then costs a formula of
+                    # its own events only)
+                    with m.If(pipe_empty):
                         m.d.sync += [t.eq(t + 1), row_addr.eq(row_addr + k_rows)]
                         m.next = "ROW_READ"
-                    with m.Else():
-                        m.d.sync += [cmd_valid.eq(1), cmd.kind.eq(STEP), cmd.addr.eq(k_bbase), cmd.value.eq(0),
-                                     cmd.groups.eq(k_groups), cmd.shift.eq(k_shift)]
-                        m.next = "DRAIN"
+                with m.Elif(s1_free):
+                    m.d.sync += [s1_valid.eq(1), s1_step.eq(1), s1_value.eq(0)]
+                    m.next = "DRAIN"
             with m.State("DRAIN"):
                 m.d.sync += cycles.eq(cycles + 1)
                 with m.If(row_done):
@@ -428,6 +450,7 @@ class CoreEngine(wiring.Component):
                     m.d.sync += pc.eq(pc + 1)
                     m.next = "OP_START"
             with m.State("STATUS"):
-                m.d.comb += [self.a_valid.eq(1), self.a_kind.eq(TAP_STATUS), self.a_data.eq(cycles)]
+                m.d.comb += [self.a_valid.eq(1), self.a_kind.eq(TAP_STATUS),
+                             self.a_data.eq(Cat(cycles[:STATUS_WIDTH - 1], lif_overrun))]
                 m.next = "IDLE"
         return m

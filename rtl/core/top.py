@@ -63,8 +63,12 @@ class NeuroCore(wiring.Component):
             f = fifo.SyncFIFOBuffered(width=width, depth=self.spec.fifo_depth)
             m.submodules[f"fifo_{name}"] = f
             fifos.append((name, f))
-        en = Signal()
-        m.d.comb += en.eq(fifos[0][1].w_rdy & fifos[1][1].w_rdy)
+        # en is a register (it fans out to every register of the engine): it may fall only one
+        # cycle after a FIFO's level shows it, so the engine stops while each FIFO still has room
+        # for the write of the cycle that computes it and the one after
+        en = Signal(init=1)
+        depth = self.spec.fifo_depth
+        m.d.sync += en.eq((fifos[0][1].level + 2 <= depth) & (fifos[1][1].level + 2 <= depth))
         m.submodules.engine = EnableInserter(en)(eng)
         for name, f in fifos:
             valid = getattr(eng, f"{name}_valid")
