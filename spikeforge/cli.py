@@ -10,11 +10,15 @@
     spikeforge compare [--models ...] [--epochs N]      equal-size models: accuracy, SOPs, MACs, energy
     spikeforge demo                                     the main job on built-in defaults
     spikeforge synth BLOCK [spec options] --target T [--pnr]   resources and Fmax on an FPGA
-    spikeforge synth --all                              sweep every block, write docs/results/synthesis.md
-    spikeforge board build --board B -o DIR             a UART board bitstream (LIF array)
+    spikeforge synth core --model M --target T [--pnr] [--no-taps]   the core of a trained model on an FPGA
+    spikeforge synth --all                              sweep every block and core, write docs/results/synthesis.md
+    spikeforge board build --board B [--core M] -o DIR  a UART board bitstream (LIF array, or a model's core)
     spikeforge board run --port TTY --vectors DIR       run golden vectors on a board over its UART
+    spikeforge board run --port TTY --core M            run held-out samples through a board's core
     spikeforge core build CKPT -o DIR                   a trained model's core: Verilog, memory images, report
     spikeforge core run CKPT [--samples N]              the core under Verilator on held-out samples, bit for bit
+    spikeforge estimate MODEL [--checkpoint F] [--samples N] [--fmax MHz] [--tech 45nm|7nm] [-o F.csv|.json]
+                                                        cycles, latency, event counts and energy on the core
 
 Spec options are generated from the block's spec dataclass (``--n-neurons 64``,
 ``--leak-mode multiply``, ``--no-emit-membrane``); ``--spec FILE.json`` loads a
@@ -94,6 +98,12 @@ def _add_block_subparsers(parser, help_text: str, configure):
         p = sub.add_parser(name, help=block.summary, description=block.summary)
         add_spec_options(p, block.spec_cls)
         configure(p, block)
+
+
+def _core_options(parser) -> None:
+    parser.add_argument("--lanes", type=int, default=8, help="MAC / LIF lanes P of the core (default 8)")
+    parser.add_argument("--wta-lanes", type=int, default=4,
+                        help="score lanes of the core's WTA attention unit (default 4)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -177,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"blocks to run (default: all: {', '.join(block_names())})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", metavar="DIR", help="keep vectors and logs here (default: a temporary folder)")
+    p.add_argument("--core", default="spiking-mlp", metavar="MODEL",
+                   help="shipped model to run on the core at the end (spiking-mlp, wta-causal, wta-mlm; "
+                        "default spiking-mlp)")
+    p.add_argument("--no-core", action="store_true", help="skip the core run")
+    p.add_argument("--core-samples", type=int, default=64, help="held-out samples for the core run (default 64)")
 
     from synth.flow import TARGETS
 
@@ -191,10 +206,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"with --all: targets to sweep (default: all: {', '.join(TARGETS)})")
     p.add_argument("--cached-only", action="store_true",
                    help="with --all: run no tool; tabulate only the configurations already in the cache")
+    from synth.run import CORE_SWEEP
+
     p.add_argument("--sweep-blocks", nargs="+", choices=block_names(), default=None, metavar="BLOCK",
-                   help="with --all: only these blocks (default: every registered block)")
+                   help="with --all: only these blocks (default: every registered block; with --sweep-cores "
+                        "alone: none)")
+    p.add_argument("--sweep-cores", nargs="+", choices=list(CORE_SWEEP), default=None, metavar="MODEL",
+                   help=f"with --all: only the cores of these models ({', '.join(CORE_SWEEP)}; default: all of "
+                        f"them; with --sweep-blocks alone: none)")
+    p.add_argument("--update", action="store_true",
+                   help="with --all: replace only the rows this sweep produces in the existing synthesis.csv / "
+                        ".md and keep every other row as it is")
     sub_synth = p.add_subparsers(dest="block", metavar="BLOCK", required=False,
-                                 help=f"block: {', '.join(block_names())}")
+                                 help=f"block: {', '.join(block_names())}, or core (a trained model's core)")
     for name in block_names():
         block = get_block(name)
         bp = sub_synth.add_parser(name, help=block.summary, description=block.summary)
@@ -206,19 +230,42 @@ def build_parser() -> argparse.ArgumentParser:
                         "BLOCK-TARGET.json)")
         bp.add_argument("--no-cache", action="store_true", help="run the tools even if a cached report exists")
         bp.add_argument("--keep", metavar="DIR", help="keep the tool logs, netlists and reports here")
+    text = "synthesise the neuromorphic core of a trained model (spikeforge core build's Verilog)"
+    bp = sub_synth.add_parser("core", help=text, description=text + "; MODEL is a checkpoint of spikeforge train "
+                              "or a shipped model: spiking-mlp, wta-causal, wta-mlm (sim/data/core).")
+    bp.add_argument("--model", required=True, metavar="MODEL", help="checkpoint file or shipped model name")
+    _core_options(bp)
+    bp.add_argument("--no-taps", action="store_true", help="only the logits leave the core (no debug taps: the "
+                    "deployed core, as in the synthesis table)")
+    bp.add_argument("--target", required=True, choices=list(TARGETS),
+                    help="ecp5 (LFE5U-85F speed 6), ice40 (UP5K) or xilinx7 (xc7a100t, synthesis only)")
+    bp.add_argument("--pnr", action="store_true", help="also place and route (ECP5, iCE40): Fmax, utilisation")
+    bp.add_argument("-o", "--output", metavar="FILE.json", help="report file (default build/synth/"
+                    "core-MODEL-TARGET.json)")
+    bp.add_argument("--no-cache", action="store_true", help="run the tools even if a cached report exists")
+    bp.add_argument("--keep", metavar="DIR", help="keep the tool logs, netlists and reports here")
 
     from synth.boards import BOARDS
 
     p = sub.add_parser("board", help="board builds: a block behind a UART (bitstream, host driver)")
     bsub = p.add_subparsers(dest="board_command", metavar="ACTION", required=True)
-    bp = bsub.add_parser("build", help="build a bitstream of the UART board top (LIF array)")
+    bp = bsub.add_parser("build", help="build a bitstream of the UART board top (LIF array, or a model's core)")
     bp.add_argument("--board", required=True, choices=list(BOARDS), help="board")
     bp.add_argument("-o", "--output", required=True, metavar="DIR", help="build folder")
+    bp.add_argument("--core", metavar="MODEL", help="put this trained model's core behind the UART instead of the "
+                    "LIF array (checkpoint or shipped model: spiking-mlp, wta-causal, wta-mlm; no debug taps); a "
+                    "core that does not fit the board's FPGA is refused with the numbers; the core's default "
+                    "lanes: P = 8, P_w = 4)")
     add_spec_options(bp, get_block("lif").spec_cls)
     bp.add_argument("--baud", type=int, default=115200)
-    bp = bsub.add_parser("run", help="stream a LIF vector directory through a board and check it")
+    bp = bsub.add_parser("run", help="stream a LIF vector directory, or a core's held-out samples, through a "
+                                     "board and check it")
     bp.add_argument("--port", required=True, metavar="TTY", help="serial port of the board, e.g. /dev/ttyUSB0")
-    bp.add_argument("--vectors", required=True, metavar="DIR", help="LIF vector directory (spikeforge vectors lif)")
+    what = bp.add_mutually_exclusive_group(required=True)
+    what.add_argument("--vectors", metavar="DIR", help="LIF vector directory (spikeforge vectors lif)")
+    what.add_argument("--core", metavar="MODEL", help="the model whose core the board runs (board build --core)")
+    bp.add_argument("--samples", type=int, default=8, help="with --core: held-out samples to send (default 8)")
+    bp.add_argument("--offset", type=int, default=0, help="with --core: first held-out sample (default 0)")
     bp.add_argument("--baud", type=int, default=115200)
     bp.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each reply")
     p = sub.add_parser("core", help="a trained model on the neuromorphic core (build, co-simulate)",
@@ -229,8 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
                          ("run", "co-simulate held-out samples under Verilator: every layer ==, logits ==, cycles")):
         cp = csub.add_parser(action, help=text, description=text)
         cp.add_argument("checkpoint", metavar="CKPT", help="checkpoint file or shipped model name")
-        cp.add_argument("--lanes", type=int, default=8, help="MAC / LIF lanes P (default 8)")
-        cp.add_argument("--wta-lanes", type=int, default=4, help="score lanes of the WTA attention unit (default 4)")
+        _core_options(cp)
         if action == "build":
             cp.add_argument("-o", "--output", required=True, metavar="DIR", help="build folder")
             cp.add_argument("--no-taps", action="store_true", help="only the logits leave the core (no debug taps)")
@@ -241,12 +287,33 @@ def build_parser() -> argparse.ArgumentParser:
             cp.add_argument("--valid-prob", type=float, default=0.75, help="input valid probability per cycle")
             cp.add_argument("--ready-prob", type=float, default=0.75, help="output ready probability per cycle")
             cp.add_argument("--workdir", metavar="DIR", help="keep the stimulus and simulator logs here")
+    cp = csub.add_parser("report", help="every shipped model on the core: accuracy, cycles, cost -> core.md",
+                         description="Run every shipped model on the core under Verilator (no debug taps) and "
+                                     "write the results table (accuracy float / integer / hardware, cycles, "
+                                     "latency, synthesis rows from docs/results/synthesis.csv).")
+    cp.add_argument("--samples", type=int, default=64, help="held-out samples per model (default 64)")
+    cp.add_argument("-o", "--output", default="docs/results/core.md", metavar="FILE.md")
+    cp.add_argument("--synthesis", default="docs/results/synthesis.csv", metavar="FILE.csv",
+                    help="synthesis table to take the core rows from")
+    _estimate_parser(sub)
     return parser
 
 
 def cmd_core(args) -> int:
     from .core import build_core, load_core_model, run_core
 
+    if args.core_command == "report":
+        from .core import results_table
+
+        out = Path(args.output)
+        if out.is_dir():
+            raise CLIError(f"{out} is a directory; give the Markdown file to write")
+        text = results_table(args.samples, synthesis_csv=Path(args.synthesis))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        print(text)
+        print(f"wrote {out}")
+        return 0
     cm = load_core_model(args.checkpoint, lanes=args.lanes, wta_lanes=args.wta_lanes,
                          debug_taps=not getattr(args, "no_taps", False))
     if args.core_command == "build":
@@ -261,47 +328,95 @@ def cmd_core(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from synth.run import sweep, synth_block, write_csv, write_markdown
+    from synth.run import CORE_SWEEP, merge_rows, read_csv, sweep, synth_block, tools_in_markdown, write_csv, \
+        write_markdown
 
     if args.all:
         if args.block:
             raise CLIError("give either --all or one BLOCK, not both")
-        names = args.sweep_blocks or block_names()
+        selected = args.sweep_blocks is not None or args.sweep_cores is not None
+        names = args.sweep_blocks or ([] if selected else block_names())
+        cores = tuple(args.sweep_cores or (() if selected else CORE_SWEEP))
         targets = args.targets or ["ecp5", "ice40", "xilinx7"]
         out = Path(args.results)
         out.mkdir(parents=True, exist_ok=True)
+        previous = read_csv(out / "synthesis.csv") if args.update else []
+        tools = tools_in_markdown(out / "synthesis.md") if args.update else set()
 
         def write(rows):  # after every run, so an interrupted sweep leaves its results so far
-            write_csv(rows, out / "synthesis.csv")
-            write_markdown(rows, out / "synthesis.md", "synthesis.csv")
-        rows = sweep(names, targets, on_row=write, cached_only=args.cached_only)
-        print(f"wrote {out / 'synthesis.md'} and {out / 'synthesis.csv'} ({len(rows)} runs)")
+            table = merge_rows(previous, rows) if args.update else rows
+            write_csv(table, out / "synthesis.csv")
+            write_markdown(table, out / "synthesis.md", "synthesis.csv", tools=tools)
+        rows = sweep(names, targets, on_row=write, cached_only=args.cached_only, cores=cores)
+        if args.update and not rows:
+            write([])
+        print(f"wrote {out / 'synthesis.md'} and {out / 'synthesis.csv'} ({len(rows)} runs"
+              + (f", {len(merge_rows(previous, rows)) - len(rows)} rows kept from the previous table)"
+                 if args.update else ")"))
         return 0
+    if args.update or args.sweep_cores:
+        raise CLIError("--update and --sweep-cores go with --all")
     if not args.block:
-        raise CLIError("name a BLOCK (spikeforge synth BLOCK --target T) or give --all")
+        raise CLIError("name a BLOCK (spikeforge synth BLOCK --target T), core (spikeforge synth core --model M "
+                       "--target T) or give --all")
+    if args.block == "core":
+        return _synth_core(args)
     block = get_block(args.block)
     spec = spec_from_args(block, args)
     report = synth_block(block, spec, args.target, pnr=args.pnr, use_cache=not args.no_cache,
                          keep_dir=Path(args.keep) if args.keep else None)
-    out = Path(args.output or f"build/synth/{block.name}-{args.target}.json")
+    return _print_report(report, block.name, Path(args.output or f"build/synth/{block.name}-{args.target}.json"))
+
+
+def _print_report(report, name: str, out: Path) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report.to_json())
     print(report.table())
     print(f"wrote {out}")
     if not report.fits:
-        print(f"spikeforge: {block.name} {report.message}", file=sys.stderr)
+        print(f"spikeforge: {name} {report.message}", file=sys.stderr)
         return 1
     return 0 if report.status == "ok" else 1
 
 
+def _synth_core(args) -> int:
+    from synth.core import CoreConfig, load, synth_core
+
+    config = CoreConfig(args.model, lanes=args.lanes, wta_lanes=args.wta_lanes, debug_taps=not args.no_taps)
+    cm = load(config)
+    report = synth_core(cm, args.target, pnr=args.pnr, use_cache=not args.no_cache,
+                        keep_dir=Path(args.keep) if args.keep else None)
+    print(f"core of {config.label}")
+    stem = Path(args.model).stem if cm.name != args.model else args.model
+    return _print_report(report, f"core of {cm.name}",
+                         Path(args.output or f"build/synth/core-{stem}-{args.target}.json"))
+
+
 def cmd_board(args) -> int:
-    from synth.boards import board_build, board_run
+    from synth.boards import board_build, board_run, board_run_core
 
     if args.board_command == "build":
-        spec = spec_from_args(get_block("lif"), args)
-        result = board_build(args.board, Path(args.output), spec=spec, baud=args.baud)
+        if args.core:
+            from .core import load_core_model
+
+            given = [f.name for f in dataclasses.fields(get_block("lif").spec_cls) if getattr(args, f.name) is not None]
+            if given or args.spec:
+                raise CLIError(f"--core puts a model's core behind the UART; the LIF options "
+                               f"({', '.join(_option(n) for n in given) or '--spec'}) do not apply to it")
+            core = load_core_model(args.core, debug_taps=False)
+            result = board_build(args.board, Path(args.output), baud=args.baud, core=core, progress=print)
+        else:
+            spec = spec_from_args(get_block("lif"), args)
+            result = board_build(args.board, Path(args.output), spec=spec, baud=args.baud)
         print(result)
         return 0
+    if args.core:
+        from .core import load_core_model
+
+        core = load_core_model(args.core, debug_taps=False)
+        check = board_run_core(args.port, core, args.samples, args.offset, baud=args.baud, timeout=args.timeout)
+        print(check)
+        return 0 if check.ok else 1
     report = board_run(args.port, Path(args.vectors), baud=args.baud, timeout=args.timeout)
     print(report)
     return 0 if report.mismatches == 0 else 1
@@ -352,7 +467,12 @@ def cmd_check(args) -> int:
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
-    return run_demo(args.blocks or block_names(), seed=args.seed, workdir=args.workdir)
+    from .core import SHIPPED
+
+    if not args.no_core and args.core not in SHIPPED:
+        raise CLIError(f"--core {args.core!r} is not a shipped model; choose one of {', '.join(SHIPPED)}")
+    return run_demo(args.blocks or block_names(), seed=args.seed, workdir=args.workdir,
+                    core=None if args.no_core else args.core, core_samples=args.core_samples)
 
 
 def cmd_train(args) -> int:
@@ -423,10 +543,41 @@ def cmd_compare(args) -> int:
     return 0
 
 
+
+def _estimate_parser(sub) -> None:
+    from estimate.energy import TECHNOLOGIES
+
+    text = "cycles, latency, throughput, event counts and energy of a model on the core (no RTL is run)"
+    p = sub.add_parser("estimate", help=text, description=text + "; MODEL is a shipped model (spiking-mlp, "
+                       "wta-causal, wta-mlm) or the recipe of the checkpoint given by --checkpoint")
+    p.add_argument("model", metavar="MODEL", help="shipped model name, or the recipe of --checkpoint")
+    p.add_argument("--checkpoint", metavar="CKPT", help="checkpoint file (default: the shipped model MODEL)")
+    _core_options(p)
+    p.add_argument("--samples", type=int, default=64, help="held-out samples to average over (default 64)")
+    p.add_argument("--fmax", type=float, metavar="MHz",
+                   help="clock for latency and throughput (default: the core's synthesized ECP5 Fmax from "
+                        "docs/results/synthesis.csv, else 100 MHz; the report says which)")
+    p.add_argument("--tech", default="45nm", metavar="TECH",
+                   help=f"energy table: {', '.join(TECHNOLOGIES)} (default 45nm)")
+    p.add_argument("-o", "--output", metavar="FILE", help="also write the estimate as FILE.csv or FILE.json")
+
+
+def cmd_estimate(args) -> int:
+    from .estimate_model import estimate_model
+
+    if args.output and Path(args.output).suffix not in (".csv", ".json"):
+        raise CLIError(f"-o {args.output}: give a .csv or .json file")
+    est = estimate_model(args.model, checkpoint=args.checkpoint, lanes=args.lanes, wta_lanes=args.wta_lanes,
+                         samples=args.samples, fmax_mhz=args.fmax, tech=args.tech)
+    print(est.table())
+    if args.output:
+        print(f"wrote {est.write(Path(args.output))}")
+    return 0
+
 COMMANDS = {"blocks": cmd_blocks, "verilog": cmd_verilog, "vectors": cmd_vectors, "check": cmd_check,
             "train": cmd_train, "demo": cmd_demo, "synth": cmd_synth, "board": cmd_board,
             "recommend": cmd_recommend, "energy": cmd_energy, "compare": cmd_compare,
-            "core": cmd_core}
+            "core": cmd_core, "estimate": cmd_estimate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -64,8 +64,10 @@ def check_vectors(block: Block, directory: Path, *, seed: int = 1, valid_prob: f
                        report.explain() if r.mismatches else "")
 
 
-def run_demo(names: list[str], *, seed: int = 0, workdir: str | None = None) -> int:
-    """For each block: default spec -> golden vectors -> Verilator build -> co-simulation -> report."""
+def run_demo(names: list[str], *, seed: int = 0, workdir: str | None = None, core: str | None = "spiking-mlp",
+             core_samples: int = 64) -> int:
+    """For each block: default spec -> golden vectors -> Verilator build -> co-simulation -> report;
+    then a shipped trained model on the core (``core``; None skips it)."""
     print("Spikeforge demo: golden integer model vs generated RTL under Verilator, bit for bit\n")
     failures = 0
     with tempfile.TemporaryDirectory(prefix="spikeforge-demo-") as tmp:
@@ -81,5 +83,18 @@ def run_demo(names: list[str], *, seed: int = 0, workdir: str | None = None) -> 
             print(report.text())
             print(f"  wall time       : {time.perf_counter() - start:.1f} s (vectors, build, simulation)\n")
             failures += report.mismatches != 0
+    core_ok = True
+    if core is not None:
+        from .core import load_core_model, run_core
+
+        start = time.perf_counter()
+        print(f"Trained model on the neuromorphic core: {core} (sim/data/core), {core_samples} held-out samples")
+        report = run_core(load_core_model(core), core_samples, seed=seed + 1)
+        print(report.text())
+        print(f"  wall time        : {time.perf_counter() - start:.1f} s (compile, build, simulation)\n")
+        core_ok = (report.mismatches == 0 and report.cycles_match
+                   and report.hardware_accuracy == report.integer_accuracy)
     print("RESULT: all blocks bit-exact" if failures == 0 else f"RESULT: {failures} block(s) MISMATCH")
-    return 0 if failures == 0 else 1
+    if core is not None:
+        print(f"RESULT: {core} on the core " + ("bit-exact, cycles as predicted" if core_ok else "MISMATCH"))
+    return 0 if failures == 0 and core_ok else 1

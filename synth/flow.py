@@ -169,10 +169,18 @@ class SynthReport:
         return cls(**data)
 
     def memory_summary(self) -> str:
+        """The design's memories and what each became; the small ROMs Yosys makes of constant
+        tables (``proc_rom``, e.g. the core's per-op program tables) are counted in one entry."""
         if not self.memories:
             return "none"
-        return "; ".join(f"{m['name']} {m['depth']}x{m['width']} -> {_describe_mapping(m['mapped_to'])}"
-                         for m in self.memories)
+        roms = [m for m in self.memories if _is_auto_rom(m["name"])]
+        parts = [f"{m['name']} {m['depth']}x{m['width']} -> {_describe_mapping(m['mapped_to'])}"
+                 for m in self.memories if not _is_auto_rom(m["name"])]
+        if roms:
+            kinds = sorted({_describe_mapping(m["mapped_to"]) for m in roms})
+            parts.append(f"{len(roms)} constant tables (Yosys proc_rom ROMs, {sum(m['bits'] for m in roms)} bits) "
+                         f"-> {', '.join(kinds)}")
+        return "; ".join(parts)
 
     def table(self) -> str:
         """A two-column text table for the terminal."""
@@ -260,6 +268,11 @@ def _declared_memories(netlist: Path, top: str) -> list[dict]:
             mems.append({"name": p.get("MEMID", name).lstrip("\\"), "depth": depth, "width": width,
                          "bits": depth * width})
     return sorted(mems, key=lambda m: m["name"])
+
+
+def _is_auto_rom(name: str) -> bool:
+    """A ROM Yosys's ``proc_rom`` made from a constant-indexed switch (no memory in the source)."""
+    return "$proc_rom" in name
 
 
 def _describe_mapping(cell: str) -> str:

@@ -3,6 +3,9 @@
 Generic over the block registry (``spikeforge.blocks``): a block is
 synthesised from ``get_block(name).component(spec)`` as module
 ``block.toplevel``, so a newly registered block is covered with no change here.
+The sweep also covers the neuromorphic core of every shipped trained model
+(``CORE_SWEEP``, ``synth.core``), tabulated in a section of its own, so a
+regeneration of the table keeps the core rows.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import csv
 import dataclasses
 import io
 import json
+import re
 import typing
 from pathlib import Path
 from typing import Callable
@@ -25,6 +29,9 @@ SIZE_FIELDS = ("lanes", "depth", "length", "k", "top_k", "dim", "window", "chann
 GENERIC_FACTORS = (4,)
 #: targets the sweep covers, and whether each is placed and routed there
 SWEEP_TARGETS = {"ecp5": True, "ice40": True, "xilinx7": False}
+#: the cores of the sweep: every shipped trained model at the default lanes, without the debug taps
+#: (they are a verification feature; ``synth.core``)
+CORE_SWEEP = ("spiking-mlp", "wta-causal", "wta-mlm")
 
 
 def _is_size_field(name: str) -> bool:
@@ -94,38 +101,62 @@ class SweepRow:
 
 
 def sweep(block_names: list[str], targets: list[str], progress: Callable[[str], None] = print,
-          on_row: Callable[[list], None] | None = None, cached_only: bool = False) -> list[SweepRow]:
-    """Every block at each of its ``synth_specs``, on every target (``on_row(rows)`` after each run)."""
+          on_row: Callable[[list], None] | None = None, cached_only: bool = False,
+          cores: tuple[str, ...] = ()) -> list[SweepRow]:
+    """Every block at each of its ``synth_specs``, then the core of every model in ``cores``
+    (``synth.core.CoreConfig``, no debug taps), on every target (``on_row(rows)`` after each run)."""
     from spikeforge.blocks import get_block
+
+    from .core import CORE_BLOCK, CoreConfig
 
     for t in targets:
         get_target(t)
-    # every block's default configuration first, then the larger ones: an interrupted sweep
-    # still covers every block; the rows are kept in (block, configuration, target) order
+    # every block's default configuration first, then the larger ones, then the cores (the
+    # longest runs): an interrupted sweep still covers every block; the rows are kept in
+    # (block, configuration, target) order
     jobs = []
     for b_index, name in enumerate(block_names):
         block = get_block(name)
         for c_index, (label, spec) in enumerate(synth_specs(block)):
             for t_index, target in enumerate(targets):
-                jobs.append(((c_index > 0, b_index, c_index, t_index), block, label, spec, target))
+                jobs.append(((int(c_index > 0), b_index, c_index, t_index), block, label, spec, target))
+    for m_index, model in enumerate(cores):
+        config = CoreConfig(model)
+        for t_index, target in enumerate(targets):
+            jobs.append(((2, len(block_names) + m_index, 0, t_index), None, config.label, config, target))
     jobs.sort(key=lambda job: job[0])
     done = []
+    loaded: dict = {}
     for key, block, label, spec, target in jobs:
+        name = block.name if block is not None else CORE_BLOCK
         try:
-            report = synth_block(block, spec, target, pnr=SWEEP_TARGETS.get(target, False), cached_only=cached_only)
+            if block is None:
+                report = _sweep_core(spec, target, loaded, cached_only)
+            else:
+                report = synth_block(block, spec, target, pnr=SWEEP_TARGETS.get(target, False),
+                                     cached_only=cached_only)
             if report is None:  # cached_only and never run: left out of the table
                 continue
-        except SynthError as exc:  # one bad configuration must not stop the sweep
-            report = SynthReport.failed(block.name, spec.to_dict(), target, str(exc))
+        except (SynthError, SpecError, ValueError) as exc:  # one bad configuration must not stop the sweep
+            report = SynthReport.failed(name, spec.to_dict() if block is not None else {"model": spec.model},
+                                        target, str(exc))
         fmax = "" if report.fmax_mhz is None else f", {report.fmax_mhz:.1f} MHz"
-        progress(f"{block.name:12s} {label:28s} {target:8s} {report.status:12s} {report.luts} LUT, "
+        progress(f"{name:12s} {label:28s} {target:8s} {report.status:12s} {report.luts} LUT, "
                  f"{report.ffs} FF, {report.bram:g} BRAM, {report.dsp} DSP{fmax}"
                  f"{' (cached)' if report.cached else f' ({report.seconds:.0f} s)'}")
-        done.append((key[1:], SweepRow(block.name, label, report)))
+        done.append((key[1:], SweepRow(name, label, report)))
         done.sort(key=lambda item: item[0])
         if on_row is not None:
             on_row([row for _, row in done])
     return [row for _, row in done]
+
+
+def _sweep_core(config, target: str, loaded: dict, cached_only: bool) -> SynthReport | None:
+    from .core import load, synth_core
+
+    if config not in loaded:  # a checkpoint is loaded and compiled once for all targets
+        loaded[config] = load(config)
+    return synth_core(loaded[config], target, pnr=SWEEP_TARGETS.get(target, False), cached_only=cached_only)
 
 
 CSV_FIELDS = ("block", "config", "target", "device", "status", "luts", "ffs", "bram", "bram_unit", "dsp", "dsp_unit",
@@ -144,19 +175,64 @@ def _row_values(row: SweepRow) -> dict:
             "notes": "; ".join(f"{k}: {v}" for k, v in sorted(r.extra.items()))}
 
 
-def write_csv(rows: list[SweepRow], path: Path) -> None:
+def _values(row) -> dict:
+    """A table row as the CSV's fields: from a ``SweepRow``, or as read back from a CSV (``read_csv``)."""
+    return _row_values(row) if isinstance(row, SweepRow) else {k: row.get(k, "") for k in CSV_FIELDS}
+
+
+def read_csv(path: Path) -> list[dict]:
+    """The rows of an earlier ``synthesis.csv`` (for ``merge_rows``); a missing file has none."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    if rows and set(CSV_FIELDS) - set(rows[0]):
+        raise SynthError(f"{path} is not a synthesis table (missing columns: "
+                         f"{', '.join(sorted(set(CSV_FIELDS) - set(rows[0])))})")
+    return rows
+
+
+def merge_rows(previous: list[dict], rows: list[SweepRow]) -> list:
+    """``previous`` rows with each one this sweep ran again replaced in place (same block, config
+    and target), then the sweep's new rows: a partial sweep updates the table, the rest is kept."""
+    fresh = {(r.block, r.config, r.report.target): r for r in rows}
+    merged = [fresh.pop((p["block"], p["config"], p["target"]), p) for p in previous]
+    return merged + [r for r in rows if (r.block, r.config, r.report.target) in fresh]
+
+
+_TOOLS_LINE = re.compile(r"^\* Tools: (.*)$", re.M)
+
+
+def tools_in_markdown(path: Path) -> set[str]:
+    """The tool versions an earlier ``synthesis.md`` names (kept when ``merge_rows`` keeps its rows)."""
+    path = Path(path)
+    found = _TOOLS_LINE.search(path.read_text()) if path.is_file() else None
+    return set(re.findall(r"`([^`]+)`", found.group(1))) if found else set()
+
+
+def write_csv(rows: list, path: Path) -> None:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow(_row_values(row))
+        writer.writerow(_values(row))
     Path(path).write_text(buf.getvalue())
 
 
-def write_markdown(rows: list[SweepRow], path: Path, csv_name: str) -> None:
-    tools = {}
+_TABLE_HEAD = ["| block | config | target | status | LUT | FF | BRAM | DSP | carry | LUT RAM | memories | Fmax (MHz) |",
+               "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|"]
+
+
+def write_markdown(rows: list, path: Path, csv_name: str, tools: set[str] = frozenset()) -> None:
+    """The table of ``rows`` (``SweepRow``s or rows read back by ``read_csv``): the blocks, then the cores.
+
+    ``tools``: tool versions of rows that carry none (rows read back from a CSV)."""
+    from .core import CORE_BLOCK
+
+    versions = set(tools)
     for row in rows:
-        tools.update(row.report.tools)
+        if isinstance(row, SweepRow):
+            versions.update(row.report.tools.values())
     lines = [
         "# Synthesis results",
         "",
@@ -170,24 +246,38 @@ def write_markdown(rows: list[SweepRow], path: Path, csv_name: str) -> None:
         "  (all ports registered), seed 1. Constraint 100 MHz on ECP5, 24 MHz on iCE40.",
         "  7-series has no open place and route: post-synthesis counts only.",
         "* Targets: " + "; ".join(f"`{t.name}` = {t.device}" for t in TARGETS.values()) + ".",
-        "* Tools: " + ", ".join(f"`{v}`" for v in sorted(tools.values())) + ".",
+        "* Tools: " + ", ".join(f"`{v}`" for v in sorted(versions)) + ".",
         "",
-        "| block | config | target | status | LUT | FF | BRAM | DSP | carry | LUT RAM | memories | Fmax (MHz) |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|",
+        *_TABLE_HEAD,
     ]
-    notes = []
-    for row in rows:
-        v = _row_values(row)
-        status = v["status"] if v["status"] == "ok" else f"{v['status']}: {v['message']}"
-        if v["notes"]:
-            notes.append(v["notes"])
-            status += f" [{len(notes)}]"
-        fmax = v["fmax_mhz"] or "-"
-        if v["meets_constraint"] == "false":
-            fmax += " (below constraint)"
-        lines.append(f"| {v['block']} | {v['config']} | {v['target']} | {status} | {v['luts']} | {v['ffs']} | "
-                     f"{v['bram']} | {v['dsp']} | {v['carry']} | {v['lutram']} | {v['memories']} | {fmax} |")
+    notes: list[str] = []
+    values = [_values(row) for row in rows]
+    blocks = [v for v in values if v["block"] != CORE_BLOCK]
+    cores = [v for v in values if v["block"] == CORE_BLOCK]
+    lines += [_markdown_row(v, notes) for v in blocks]
+    if cores:
+        lines += ["", "## Neuromorphic core of the trained models", "",
+                  "`spikeforge synth core --model MODEL --target T --no-taps [--pnr]`: the whole `rtl.core.NeuroCore`",
+                  "built from a shipped checkpoint (`sim/data/core`; sequencer, MAC engine, LIF array, WTA attention",
+                  "unit, activation buffers, output FIFOs), the model's weights and biases as the initial contents of",
+                  "the MAC engine's memories. Without the debug taps (`no taps`): only the logits and the status beat",
+                  "leave the core; the taps (every layer's outputs on the host stream) are a verification feature.",
+                  "The row's spec (CSV) holds the CoreSpec, the model and the checkpoint's sha256.", "",
+                  *_TABLE_HEAD]
+        lines += [_markdown_row(v, notes) for v in cores]
     lines += [""] + [f"[{i}] {n}" for i, n in enumerate(notes, 1)] + ([""] if notes else [])
     lines += ["Units: BRAM on ECP5 = DP16KD / PDPW16KD (18 kbit EBR), on iCE40 = SB_RAM40_4K (4 kbit), on 7-series =",
               "RAMB36E1 (RAMB18E1 counts 0.5); DSP = MULT18X18D / SB_MAC16 / DSP48E1.", ""]
     Path(path).write_text("\n".join(lines))
+
+
+def _markdown_row(v: dict, notes: list[str]) -> str:
+    status = v["status"] if v["status"] == "ok" else f"{v['status']}: {v['message']}"
+    if v["notes"]:
+        notes.append(v["notes"])
+        status += f" [{len(notes)}]"
+    fmax = v["fmax_mhz"] or "-"
+    if v["meets_constraint"] == "false":
+        fmax += " (below constraint)"
+    return (f"| {v['block']} | {v['config']} | {v['target']} | {status} | {v['luts']} | {v['ffs']} | "
+            f"{v['bram']} | {v['dsp']} | {v['carry']} | {v['lutram']} | {v['memories']} | {fmax} |")

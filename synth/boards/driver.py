@@ -13,7 +13,7 @@ import os
 import select
 import time
 
-from .protocol import ProtocolError, decode_reply, plan_requests
+from .protocol import ProtocolError, decode_reply, plan_requests, reply_outputs
 
 
 class SerialPort:
@@ -65,24 +65,31 @@ class SerialPort:
 
 
 class BoardClient:
-    """Streams packed input beats through a board and returns the packed output beats."""
+    """Streams packed input beats through a board and returns the packed output beats.
+
+    ``beats_per_sample`` input beats make ``outputs_per_sample`` output beats (1 and 1 for the
+    LIF array; a digit's 64 pixels and its logits + status beats for the core); requests
+    carry whole samples.
+    """
 
     def __init__(self, transport, in_bits: int, out_bits: int, *, beats_per_request: int = 255,
-                 timeout: float = 5.0):
+                 timeout: float = 5.0, beats_per_sample: int = 1, outputs_per_sample: int = 1):
         self.transport, self.in_bits, self.out_bits = transport, in_bits, out_bits
         self.beats_per_request, self.timeout = beats_per_request, timeout
+        self.beats_per_sample, self.outputs_per_sample = beats_per_sample, outputs_per_sample
 
     def plan(self, words: list[int]):
-        return plan_requests(words, self.in_bits, self.out_bits, self.beats_per_request)
+        return plan_requests(words, self.in_bits, self.out_bits, self.beats_per_request,
+                             beats_per_sample=self.beats_per_sample, outputs_per_sample=self.outputs_per_sample)
 
     def run(self, words: list[int]) -> list[int]:
         outputs = []
-        for frame, beats, reply_len in self.plan(words):
+        for frame, _beats, reply_len in self.plan(words):
             self.transport.write(frame)
             data = self.transport.read(reply_len, self.timeout)
             if len(data) >= 2 and data[0] == 0xAC and data[1] != 0:
                 raise ProtocolError(f"the board rejected a request (status {data[1]}: bad checksum on the line)")
             if len(data) < reply_len:
                 raise ProtocolError(f"timed out: {len(data)} of {reply_len} reply bytes after {self.timeout} s")
-            outputs += decode_reply(data, self.out_bits, beats).outputs
+            outputs += decode_reply(data, self.out_bits, reply_outputs(reply_len, self.out_bits)).outputs
         return outputs

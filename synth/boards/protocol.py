@@ -11,9 +11,11 @@ bytes plus the checksum sum to 0 modulo 256::
 A beat is the block's packed stream payload (``rtl.streams.pack``), little
 endian, BI = ceil(input bits / 8) and BO = ceil(output bits / 8) bytes. The
 board answers a request with its ack, then (if accepted) feeds the n beats to
-the block and sends one output frame per output beat. The host waits for the
-answer to a request before sending the next one (the board has no receive
-buffer while it feeds the block).
+the block and sends one output frame per output beat -- as many as the block
+makes, which need not be one per input beat (the core answers a 64-pixel digit
+with its logits beats and one status beat). The host waits for the answer to a
+request before sending the next one (the board has no receive buffer while it
+feeds the block), so a request carries whole samples (``plan_requests``).
 """
 
 from __future__ import annotations
@@ -93,14 +95,35 @@ def decode_reply(data: bytes, out_bits: int, n_outputs: int) -> Reply:
     return Reply(0, outputs)
 
 
-def plan_requests(words: list[int], in_bits: int, out_bits: int, beats_per_request: int = MAX_BEATS,
-                  outputs_per_input: int = 1) -> list[tuple[bytes, int, int]]:
-    """Split ``words`` into requests: [(frame bytes, beats sent, reply length in bytes)]."""
+def plan_requests(words: list[int], in_bits: int, out_bits: int, beats_per_request: int = MAX_BEATS, *,
+                  beats_per_sample: int = 1, outputs_per_sample: int = 1) -> list[tuple[bytes, int, int]]:
+    """Split ``words`` into requests: [(frame bytes, beats sent, reply length in bytes)].
+
+    A sample is ``beats_per_sample`` input beats that make ``outputs_per_sample`` output beats
+    (the LIF array: 1 and 1; the core: the 64 pixels of a digit and its logits + status beats).
+    A request carries whole samples only -- as many as ``beats_per_request`` allows -- so each
+    reply holds exactly the outputs of its own samples.
+    """
     if not 1 <= beats_per_request <= MAX_BEATS:
         raise ValueError(f"beats_per_request must be 1 .. {MAX_BEATS}, got {beats_per_request}")
+    if beats_per_sample < 1 or outputs_per_sample < 0:
+        raise ValueError(f"a sample needs >= 1 input beats and >= 0 output beats, got {beats_per_sample} "
+                         f"and {outputs_per_sample}")
+    if beats_per_sample > beats_per_request:
+        raise ValueError(f"a sample of {beats_per_sample} beats does not fit one request of at most "
+                         f"{beats_per_request} beats")
+    if len(words) % beats_per_sample:
+        raise ValueError(f"{len(words)} input beats are not a whole number of {beats_per_sample}-beat samples")
+    step = beats_per_request // beats_per_sample * beats_per_sample
     plan = []
-    for start in range(0, len(words), beats_per_request):
-        chunk = words[start:start + beats_per_request]
-        reply = ACK_FRAME_BYTES + len(chunk) * outputs_per_input * output_frame_bytes(out_bits)
+    for start in range(0, len(words), step):
+        chunk = words[start:start + step]
+        outputs = len(chunk) // beats_per_sample * outputs_per_sample
+        reply = ACK_FRAME_BYTES + outputs * output_frame_bytes(out_bits)
         plan.append((encode_request(chunk, in_bits), len(chunk), reply))
     return plan
+
+
+def reply_outputs(reply_len: int, out_bits: int) -> int:
+    """The number of output frames in an accepted reply of ``reply_len`` bytes (``plan_requests``)."""
+    return (reply_len - ACK_FRAME_BYTES) // output_frame_bytes(out_bits)

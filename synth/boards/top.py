@@ -1,8 +1,13 @@
 """The board-level core: a single-stream block behind a UART speaking ``protocol``.
 
 ``UARTBlockTop`` works for any component with one input stream ``i_stream`` and
-one output stream ``o_stream`` (the LIF array first). It is simulated under
-Verilator with a UART model on the testbench side (``sim/uart_bench.py``) and
+one output stream ``o_stream`` (the LIF array; the neuromorphic core,
+``synth.boards.core``). Nothing here ties output beats to input beats: the
+transmitter sends every beat the block makes, whenever it makes it (the LIF
+array one per input beat, the core a few per 64-beat digit, after its
+computation); the host knows how many to expect (``protocol.plan_requests``).
+It is simulated under Verilator with a UART model on the testbench side
+(``sim/uart_bench.py``, ``sim/test_board.py``, ``sim/test_board_core.py``) and
 built into bitstreams by ``synth.boards.board_build``.
 
 Receive side (RX state machine): wait for the request sync byte 0x55, take the
