@@ -147,7 +147,7 @@ def check_range(x, width: int, signed: bool, what: str) -> torch.Tensor:
         raise ValueError(f"{what} must be an integer tensor, got dtype {t.dtype}")
     t = t.to(torch.int64)
     if t.numel():
-        lo, hi = int(t.min()), int(t.max())
+        lo, hi = (int(m) for m in torch.aminmax(t))  # one pass over the tensor
         if lo < int_min(width, signed) or hi > int_max(width, signed):
             kind = "signed" if signed else "unsigned"
             raise ValueError(

@@ -29,15 +29,7 @@ import torch
 from torch import nn
 
 from . import fixed
-from .lif import LIF, LIFSpec, LIFTrace, lif_run
-
-
-def lif_run_time_first(spec: LIFSpec, currents: torch.Tensor) -> LIFTrace:
-    """``lif_run`` with time on dim 0: currents (T, ..., N) -> spikes, membrane (T, ..., N)."""
-    if currents.dim() < 2:
-        raise ValueError(f"currents must have shape (T, ..., {spec.n_neurons}); got {tuple(currents.shape)}")
-    trace = lif_run(spec, currents.movedim(0, -2))
-    return LIFTrace(trace.spikes.movedim(-2, 0), trace.membrane.movedim(-2, 0))
+from .lif import LIF, LIFSpec, LIFTrace, lif_run, lif_run_time_first  # noqa: F401 (re-exported)
 
 
 class SpikingLinear(nn.Module):

@@ -190,6 +190,114 @@ def lif_step(spec: LIFSpec, state: LIFState, current: torch.Tensor) -> tuple[tor
     return spike.to(torch.int64), LIFState(v_new, r_new)
 
 
+def _lif_work_dtype(spec: LIFSpec) -> torch.dtype:
+    """int32 where every intermediate provably fits 32 bits, otherwise int64.
+
+    With Wv <= 30 and Wi <= 30: |v|, |i| <= 2^29, so leak(v) + i and (for wrap)
+    leak(v) + i - min_Wv stay within +-(2^30 + 2^29) < 2^31. The multiply leak also
+    needs v * b to fit: v in [-2^(Wv-1), 2^(Wv-1) - 1] and b in [0, 2^F] give
+    v * b in [-2^(Wv-1+F), (2^(Wv-1) - 1) 2^F], inside [-2^31, 2^31 - 1] iff
+    Wv + F <= 32 (e.g. Wv = 24, F = 8). The values are the same as in int64.
+    """
+    wv, wi = spec.membrane_width, spec.input_width
+    if wv > 30 or wi > 30:
+        return torch.int64
+    if spec.leak_mode == "multiply" and wv + spec.leak_frac_bits > 32:
+        return torch.int64
+    return torch.int32
+
+
+def _lif_scan(spec: LIFSpec, currents: torch.Tensor, spikes_out: torch.Tensor,
+              membrane_out: torch.Tensor) -> None:
+    """The T-step loop of ``lif_run`` from the zero state, time on dim 0.
+
+    ``currents`` (T, ..., N) is already checked (Wi-bit signed integers);
+    ``spikes_out`` / ``membrane_out`` (T, ..., N) int64 (views may be strided) receive
+    every step's spike and v'. Same equations as ``lif_step`` (module docstring),
+    computed in place on preallocated buffers, in int32 where ``_lif_work_dtype``
+    shows that nothing can overflow.
+    """
+    steps = currents.shape[0]
+    if steps == 0 or currents.numel() == 0:
+        return
+    wd = _lif_work_dtype(spec)
+    shape = currents.shape[1:]
+    # each step's currents are converted into one reused buffer (no T-sized copy)
+    cur_t = torch.empty(shape, dtype=wd) if wd != currents.dtype else None
+    v = torch.zeros(shape, dtype=wd)
+    tmp = torch.empty(shape, dtype=wd)
+    lo, hi = fixed.int_min(spec.membrane_width, True), fixed.int_max(spec.membrane_width, True)
+    mask = (1 << spec.membrane_width) - 1
+    theta = spec.threshold
+    shift_leak = spec.leak_mode == "shift"
+    s, b, f = spec.leak_shift, spec.leak_beta, spec.leak_frac_bits
+    saturate = spec.overflow == "saturate"
+    reset = spec.reset_mode
+    refractory = spec.refractory
+    # spikes as 0/1 in the working dtype (subtract reset: v -= theta * spike in one op) or bool
+    spike = torch.empty(shape, dtype=wd if reset == "subtract" else torch.bool)
+    if refractory:
+        r = torch.zeros(shape, dtype=wd)
+        active = torch.empty(shape, dtype=torch.bool)
+        spike_b = torch.empty(shape, dtype=torch.bool)
+
+    def step_currents(t):
+        if cur_t is None:
+            return currents[t]
+        cur_t.copy_(currents[t])
+        return cur_t
+
+    for t in range(steps):
+        # leak(v): v - (v >> s)  or  (v * b) >> F  (b = 2^F: identity; b = 0: zero)
+        if shift_leak:
+            torch.bitwise_right_shift(v, s, out=tmp)
+            v.sub_(tmp)
+        elif b == 0:
+            v.zero_()
+        elif b != 1 << f:
+            v.mul_(b)
+            v.bitwise_right_shift_(f)
+        if refractory:
+            # inactive neurons get no input: fit(leak(v) + 0) = leak(v) since leak(v) fits Wv
+            torch.eq(r, 0, out=active)
+            torch.mul(step_currents(t), active, out=tmp)
+            v.add_(tmp)
+        else:
+            v.add_(step_currents(t))
+        if saturate:
+            v.clamp_(lo, hi)
+        else:  # wrap: ((x - min) mod 2^Wv) + min, the mod as a two's complement mask
+            v.sub_(lo)
+            v.bitwise_and_(mask)
+            v.add_(lo)
+        torch.ge(v, theta, out=spike)
+        if refractory:
+            if reset == "subtract":
+                torch.logical_and(spike, active, out=spike_b)
+                torch.mul(spike, active, out=spike)
+            else:
+                spike.logical_and_(active)
+                spike_b = spike
+        if reset == "subtract":
+            v.sub_(spike, alpha=theta)
+        elif reset == "zero":
+            v.masked_fill_(spike, 0)
+        if refractory:
+            r.sub_(1)
+            r.clamp_(min=0)
+            r.masked_fill_(spike_b, refractory)
+        spikes_out[t].copy_(spike)
+        membrane_out[t].copy_(v)
+
+
+def _check_currents(spec: LIFSpec, currents: torch.Tensor) -> torch.Tensor:
+    currents = fixed.check_range(currents, spec.input_width, True, "LIF input current")
+    if currents.dim() < 2 or currents.shape[-1] != spec.n_neurons:
+        raise ValueError(f"LIF input currents must have shape (..., T, {spec.n_neurons}); "
+                         f"got {tuple(currents.shape)}")
+    return currents
+
+
 def lif_run(spec: LIFSpec, currents: torch.Tensor) -> LIFTrace:
     """Run ``lif_step`` over T steps from the zero state.
 
@@ -200,18 +308,27 @@ def lif_run(spec: LIFSpec, currents: torch.Tensor) -> LIFTrace:
     Returns
     -------
     LIFTrace with ``spikes`` and ``membrane`` (v' after reset), both (..., T, N) int64.
+
+    The whole tensor is checked once; the steps then run on preallocated buffers
+    (``_lif_scan``), with the same results as calling ``lif_step`` T times.
     """
-    currents = fixed.check_range(currents, spec.input_width, True, "LIF input current")
-    if currents.dim() < 2 or currents.shape[-1] != spec.n_neurons:
-        raise ValueError(f"LIF input currents must have shape (..., T, {spec.n_neurons}); "
-                         f"got {tuple(currents.shape)}")
-    state = lif_init_state(spec, currents.shape[:-2])
-    spikes, membrane = [], []
-    for t in range(currents.shape[-2]):
-        spike, state = lif_step(spec, state, currents[..., t, :])
-        spikes.append(spike)
-        membrane.append(state.v)
-    return LIFTrace(torch.stack(spikes, dim=-2), torch.stack(membrane, dim=-2))
+    currents = _check_currents(spec, currents)
+    spikes = torch.empty(currents.shape, dtype=torch.int64)
+    membrane = torch.empty(currents.shape, dtype=torch.int64)
+    _lif_scan(spec, currents.movedim(-2, 0), spikes.movedim(-2, 0), membrane.movedim(-2, 0))
+    return LIFTrace(spikes, membrane)
+
+
+def lif_run_time_first(spec: LIFSpec, currents: torch.Tensor) -> LIFTrace:
+    """``lif_run`` with time on dim 0: currents (T, ..., N) -> spikes, membrane (T, ..., N)."""
+    currents = torch.as_tensor(currents)
+    if currents.dim() < 2:
+        raise ValueError(f"currents must have shape (T, ..., {spec.n_neurons}); got {tuple(currents.shape)}")
+    currents = _check_currents(spec, currents)
+    spikes = torch.empty(currents.shape, dtype=torch.int64)
+    membrane = torch.empty(currents.shape, dtype=torch.int64)
+    _lif_scan(spec, currents, spikes, membrane)
+    return LIFTrace(spikes, membrane)
 
 
 # ---------------------------------------------------------------------------

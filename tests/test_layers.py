@@ -82,3 +82,19 @@ def test_quantize_linear_saturates_and_keeps_bias_scale():
     assert q.weight_frac == 3
     assert q.weight.tolist() == [[4, -2]] and q.bias.tolist() == [1]
     assert fixed.int_max(4, True) == 7
+
+
+def test_spiking_mlp_integer_forward_equals_the_layer_by_layer_run():
+    from golden.models.spiking_mlp import SpikingMLP
+    torch.manual_seed(0)
+    for hidden, steps in [(64, 4), (12, 7)]:
+        model = SpikingMLP(hidden=hidden, time_steps=steps).to_integer()
+        pixels = torch.randint(0, 17, (9, 1, 8, 8))
+        out = model.forward_layers(pixels)
+        flat = pixels.flatten(1).to(torch.int64)
+        c1, t1 = model.layer1.forward_trace(flat.unsqueeze(0).expand(steps, *flat.shape))
+        c2, t2 = model.layer2.forward_trace(t1.spikes)
+        assert torch.equal(out["currents1"], c1) and torch.equal(out["spikes1"], t1.spikes)
+        assert torch.equal(out["currents2"], c2) and torch.equal(out["spikes2"], t2.spikes)
+        logits = torch.matmul(t2.spikes, model.readout.weight.t()).sum(0) + steps * model.readout.bias
+        assert torch.equal(out["logits"], logits)

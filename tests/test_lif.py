@@ -11,7 +11,8 @@ import torch
 
 from golden import fixed
 from golden.lif import (LIF, RESET_MODES, LIFBeat, LIFSpec, lif_beat_reference, lif_beats_from_arrays, lif_params,
-                        lif_random_currents, lif_reference, lif_run, lif_run_beats, quantize_lif)
+                        lif_init_state, lif_random_currents, lif_reference, lif_run, lif_run_beats, lif_step,
+                        quantize_lif)
 from golden.spec import SpecError
 from rtl.lif import (LIFArray, lif_beat_stream, lif_expected_beats, lif_input_beats, lif_input_layout,
                      lif_layer_beats, lif_output_layout)
@@ -589,3 +590,63 @@ def test_layer_beats_and_beat_vectors_refuse_what_does_not_fit(tmp_path):
     arrays["reset"] = arrays["reset"][:-1]
     with pytest.raises(ValueError, match=r"'reset' has shape \(3,\), expected \(4,\)"):
         lif_beats_from_arrays(spec, arrays)
+
+
+def _lif_run_per_step(spec, currents):
+    """Plain reference: ``lif_step`` T times from the zero state, outputs stacked."""
+    state = lif_init_state(spec, currents.shape[:-2])
+    spikes, membrane = [], []
+    for t in range(currents.shape[-2]):
+        spike, state = lif_step(spec, state, currents[..., t, :])
+        spikes.append(spike)
+        membrane.append(state.v)
+    return torch.stack(spikes, dim=-2), torch.stack(membrane, dim=-2)
+
+
+# (Wv, Wi, F): int32 working type (16/12, 8/8, 30/30, and Wv + F = 32 at the edge) and int64 (31, 32, 25 + 8)
+_FAST_WIDTHS = [(16, 12, 8), (8, 8, 4), (24, 24, 8), (30, 30, 2), (31, 20, 1), (32, 32, 16), (25, 10, 8)]
+
+
+@pytest.mark.parametrize("widths", _FAST_WIDTHS)
+def test_fast_lif_run_equals_the_per_step_reference_in_every_mode(widths):
+    from golden.layers import lif_run_time_first
+    from golden.lif import _lif_work_dtype
+    wv, wi, frac = widths
+    rng = random.Random(wv * 1000 + wi)
+    n = 0
+    for leak_mode in ("shift", "multiply"):
+        for reset_mode in RESET_MODES:
+            for overflow in ("saturate", "wrap"):
+                for refractory in (0, 1, 3):
+                    beta = rng.choice([0, 1, (1 << frac) - 1, 1 << frac, rng.randint(0, 1 << frac)])
+                    top = fixed.int_max(wv, True)
+                    theta = rng.choice([1, top, rng.randint(1, min(top, 1 << (wi - 1)))])
+                    spec = LIFSpec(n_neurons=rng.choice([1, 6, 16]), lanes=1, membrane_width=wv, input_width=wi,
+                                   threshold=theta, leak_mode=leak_mode, leak_shift=rng.randint(1, min(wv - 1, 8)),
+                                   leak_beta=beta, leak_frac_bits=frac, reset_mode=reset_mode,
+                                   overflow=overflow, refractory=refractory)
+                    currents = lif_random_currents(spec, rng.choice([1, 4]), rng.choice([1, 30]), seed=n)
+                    n += 1
+                    spikes, membrane = _lif_run_per_step(spec, currents)
+                    trace = lif_run(spec, currents)
+                    assert trace.spikes.dtype == trace.membrane.dtype == torch.int64
+                    assert torch.equal(trace.spikes, spikes), spec
+                    assert torch.equal(trace.membrane, membrane), spec
+                    tf = lif_run_time_first(spec, currents.movedim(-2, 0))
+                    assert torch.equal(tf.spikes, spikes.movedim(-2, 0)), spec
+                    assert torch.equal(tf.membrane, membrane.movedim(-2, 0)), spec
+    expected = torch.int32 if (wv <= 30 and wi <= 30 and wv + frac <= 32) else torch.int64
+    assert _lif_work_dtype(spec.replace(leak_mode="multiply")) == expected
+
+
+def test_fast_lif_run_at_the_int32_edge_of_the_multiply_leak():
+    # Wv = 24, F = 8, b = 2^F: v * b reaches -2^31 exactly; b = 2^F - 1 near the positive edge
+    for beta in (256, 255):
+        spec = LIFSpec(n_neurons=4, lanes=1, membrane_width=24, input_width=24, threshold=fixed.int_max(24, True),
+                       leak_mode="multiply", leak_beta=beta, leak_frac_bits=8, reset_mode="none")
+        lo, hi = fixed.int_min(24, True), fixed.int_max(24, True)
+        currents = torch.tensor([[[lo, hi, lo, hi]] * 3 + [[hi, lo, 5, -5]] * 3], dtype=torch.int64)
+        spikes, membrane = _lif_run_per_step(spec, currents)
+        trace = lif_run(spec, currents)
+        assert torch.equal(trace.spikes, spikes) and torch.equal(trace.membrane, membrane)
+        assert int(membrane.min()) == lo and int(membrane.max()) <= hi

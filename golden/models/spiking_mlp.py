@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..layers import QuantLinear, QuantSpikingLinear, SpikingLinear, quantize_linear, quantize_spiking_linear
+from ..layers import (QuantLinear, QuantSpikingLinear, SpikingLinear, lif_run_time_first, quantize_linear,
+                      quantize_spiking_linear)
 
 PIXEL_FRAC = 4  # digits pixels are 0..16 = x * 2^4 exactly
 
@@ -60,8 +61,10 @@ class IntSpikingMLP:
             raise ValueError(f"IntSpikingMLP takes integer pixels (B, 1, 8, 8); got {pixels.dtype} "
                              f"{tuple(pixels.shape)}")
         flat = pixels.flatten(1).to(torch.int64)
-        drive = flat.unsqueeze(0).expand(self.time_steps, *flat.shape)
-        c1, t1 = self.layer1.forward_trace(drive)
+        # the drive is the same at every step, so layer 1's currents are computed once
+        # (the same values as layer1.forward_trace on the (T, B, 64) expanded drive)
+        c1 = self.layer1.currents(flat).unsqueeze(0).expand(self.time_steps, flat.shape[0], -1).contiguous()
+        t1 = lif_run_time_first(self.layer1.lif, c1)
         c2, t2 = self.layer2.forward_trace(t1.spikes)
         logits = self.readout(t2.spikes).sum(dim=0)
         return {"pixels": flat, "currents1": c1, "spikes1": t1.spikes, "currents2": c2,
