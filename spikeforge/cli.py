@@ -106,6 +106,14 @@ def _core_options(parser) -> None:
                         help="score lanes of the core's WTA attention unit (default 4)")
 
 
+def _board_core_options(parser) -> None:
+    # --lanes is the LIF array's there: the core's parallelism has options of its own
+    parser.add_argument("--core-lanes", type=int, default=None, metavar="P",
+                        help="with --core: MAC / LIF lanes of the core (default 8; the same for build and run)")
+    parser.add_argument("--core-wta-lanes", type=int, default=None, metavar="PW",
+                        help="with --core: score lanes of the core's WTA attention unit (default 4)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spikeforge",
@@ -254,8 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("-o", "--output", required=True, metavar="DIR", help="build folder")
     bp.add_argument("--core", metavar="MODEL", help="put this trained model's core behind the UART instead of the "
                     "LIF array (checkpoint or shipped model: spiking-mlp, wta-causal, wta-mlm; no debug taps); a "
-                    "core that does not fit the board's FPGA is refused with the numbers; the core's default "
-                    "lanes: P = 8, P_w = 4)")
+                    "core that does not fit the board's FPGA is refused with the numbers)")
+    _board_core_options(bp)
     add_spec_options(bp, get_block("lif").spec_cls)
     bp.add_argument("--baud", type=int, default=115200)
     bp = bsub.add_parser("run", help="stream a LIF vector directory, or a core's held-out samples, through a "
@@ -264,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     what = bp.add_mutually_exclusive_group(required=True)
     what.add_argument("--vectors", metavar="DIR", help="LIF vector directory (spikeforge vectors lif)")
     what.add_argument("--core", metavar="MODEL", help="the model whose core the board runs (board build --core)")
+    _board_core_options(bp)
     bp.add_argument("--samples", type=int, default=8, help="with --core: held-out samples to send (default 8)")
     bp.add_argument("--offset", type=int, default=0, help="with --core: first held-out sample (default 0)")
     bp.add_argument("--baud", type=int, default=115200)
@@ -290,11 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     cp = csub.add_parser("report", help="every shipped model on the core: accuracy, cycles, cost -> core.md",
                          description="Run every shipped model on the core under Verilator (no debug taps) and "
                                      "write the results table (accuracy float / integer / hardware, cycles, "
-                                     "latency, synthesis rows from docs/results/synthesis.csv).")
+                                     "latency, synthesis of these very cores from the synthesis cache).")
     cp.add_argument("--samples", type=int, default=64, help="held-out samples per model (default 64)")
     cp.add_argument("-o", "--output", default="docs/results/core.md", metavar="FILE.md")
-    cp.add_argument("--synthesis", default="docs/results/synthesis.csv", metavar="FILE.csv",
-                    help="synthesis table to take the core rows from")
     _estimate_parser(sub)
     return parser
 
@@ -308,7 +315,7 @@ def cmd_core(args) -> int:
         out = Path(args.output)
         if out.is_dir():
             raise CLIError(f"{out} is a directory; give the Markdown file to write")
-        text = results_table(args.samples, synthesis_csv=Path(args.synthesis))
+        text = results_table(args.samples)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
         print(text)
@@ -392,29 +399,34 @@ def _synth_core(args) -> int:
                          Path(args.output or f"build/synth/core-{stem}-{args.target}.json"))
 
 
+def _board_core(args):
+    """The CoreModel behind the board's UART (``--core``), without debug taps."""
+    from .core import load_core_model
+
+    return load_core_model(args.core, lanes=args.core_lanes or 8, wta_lanes=args.core_wta_lanes or 4,
+                           debug_taps=False)
+
+
 def cmd_board(args) -> int:
     from synth.boards import board_build, board_run, board_run_core
 
+    if not args.core and (args.core_lanes is not None or args.core_wta_lanes is not None):
+        raise CLIError("--core-lanes and --core-wta-lanes go with --core MODEL")
+
     if args.board_command == "build":
         if args.core:
-            from .core import load_core_model
-
             given = [f.name for f in dataclasses.fields(get_block("lif").spec_cls) if getattr(args, f.name) is not None]
             if given or args.spec:
                 raise CLIError(f"--core puts a model's core behind the UART; the LIF options "
                                f"({', '.join(_option(n) for n in given) or '--spec'}) do not apply to it")
-            core = load_core_model(args.core, debug_taps=False)
-            result = board_build(args.board, Path(args.output), baud=args.baud, core=core, progress=print)
+            result = board_build(args.board, Path(args.output), baud=args.baud, core=_board_core(args), progress=print)
         else:
             spec = spec_from_args(get_block("lif"), args)
             result = board_build(args.board, Path(args.output), spec=spec, baud=args.baud)
         print(result)
         return 0
     if args.core:
-        from .core import load_core_model
-
-        core = load_core_model(args.core, debug_taps=False)
-        check = board_run_core(args.port, core, args.samples, args.offset, baud=args.baud, timeout=args.timeout)
+        check = board_run_core(args.port, _board_core(args), args.samples, args.offset, baud=args.baud, timeout=args.timeout)
         print(check)
         return 0 if check.ok else 1
     report = board_run(args.port, Path(args.vectors), baud=args.baud, timeout=args.timeout)

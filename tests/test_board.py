@@ -256,6 +256,8 @@ def test_board_build_core_errors(tmp_path, capsys, monkeypatch):
     assert main(["board", "build", "--board", "ulx3s-85f", "--core", "spiking-mlp", "--lanes", "4",
                  "-o", str(tmp_path)]) == 2
     assert "the LIF options (--lanes) do not apply" in capsys.readouterr().err
+    assert main(["board", "build", "--board", "ulx3s-85f", "--core-lanes", "2", "-o", str(tmp_path)]) == 2
+    assert "--core-lanes and --core-wta-lanes go with --core MODEL" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["board", "build", "--board", "arty", "--core", "spiking-mlp", "-o", str(tmp_path)])
     assert "invalid choice: 'arty'" in capsys.readouterr().err

@@ -119,8 +119,8 @@ def check_core_fits(board: str, core, progress=None):
 
     get_platform(board)
     target = BOARD_TARGETS[board]
-    # a placed-and-routed report in the cache (spikeforge synth core --pnr) answers at no cost
-    report = synth_core(core, target, pnr=True, cached_only=True)
+    # a report in the cache (spikeforge synth core [--pnr], an earlier board build) answers at no cost
+    report = synth_core(core, target, pnr=True, cached_only=True) or synth_core(core, target, cached_only=True)
     if report is None:
         if progress is not None:
             progress(f"synthesising the {core.name} core for {target} (fit check; cached afterwards) ...")
