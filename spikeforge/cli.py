@@ -426,7 +426,8 @@ def cmd_board(args) -> int:
         print(result)
         return 0
     if args.core:
-        check = board_run_core(args.port, _board_core(args), args.samples, args.offset, baud=args.baud, timeout=args.timeout)
+        check = board_run_core(args.port, _board_core(args), args.samples, args.offset, baud=args.baud,
+                               timeout=args.timeout)
         print(check)
         return 0 if check.ok else 1
     report = board_run(args.port, Path(args.vectors), baud=args.baud, timeout=args.timeout)

