@@ -108,6 +108,16 @@ DEFAULT_FMAX_MHZ = 100.0
 SYNTHESIS_CSV = Path(__file__).resolve().parent.parent / "docs" / "results" / "synthesis.csv"
 
 
+
+def _memory_energy(tech, small: set):
+    """``mem(kind, word_bits, capacity_bits)`` -> pJ of one access; records in ``small`` the kinds
+    whose memory is below the table's smallest size (charged by extrapolation)."""
+    def mem(kind, word_bits, capacity_bits):
+        if tech.extrapolated(capacity_bits):
+            small.add(kind)
+        return tech.sram(word_bits, capacity_bits)
+    return mem
+
 def _bits(value: int) -> int:
     return max(1, int(value).bit_length())
 
@@ -349,11 +359,7 @@ def _linear_layer(program: CoreProgram, spec: CoreSpec, index: int, op: LinearOp
         "mac_outputs": full(steps * g),
     }
     small: set[str] = set()
-
-    def mem(kind, word_bits, capacity_bits):
-        if tech.extrapolated(capacity_bits):
-            small.add(kind)
-        return tech.sram(word_bits, capacity_bits)
+    mem = _memory_energy(tech, small)
 
     pj = {
         "mac_words": p * (tech.mult(wx, ww) + tech.add(wa)),
@@ -418,11 +424,7 @@ def _attention_layer(program: CoreProgram, spec: CoreSpec, index: int, op: Atten
     index_bits = _bits(length - 1)
     dst = program.buffers[op.dst]
     small: set[str] = set()
-
-    def mem(kind, word_bits, capacity_bits):
-        if tech.extrapolated(capacity_bits):
-            small.add(kind)
-        return tech.sram(word_bits, capacity_bits)
+    mem = _memory_energy(tech, small)
 
     pj = {
         # each of Q, K, V is read T H L times: the mean of the three energies is exact
