@@ -55,11 +55,10 @@ from golden.synapse import SynapseSpec
 from golden.window import WindowSpec
 from golden.wta import TopKSpec, WTASpec
 
-#: LIF array: cycles from a beat's accept to its output (``rtl.lif.LIFArray.LATENCY``)
-LIF_LATENCY = 4
-#: LIF array: cycles from a beat's accept until a beat of the same group may be accepted
-#: (it is in stages M and A, then writes on the edge that ends the third cycle)
-LIF_SAME_GROUP_GAP = 3
+# LIF array: a beat's output comes ``spec.latency`` cycles after its accept (4, or 5 with the
+# run-time multiply leak); a beat of the same group may be accepted ``spec.pipeline_stages``
+# cycles after the previous one (it passes the stages M, A (, P), then writes on the edge that
+# ends the last) -- ``golden.lif.LIFSpec``, ``rtl.lif.LIFArray``
 #: MAC engine: STEP accept -> first output beat (``rtl.mac.STEP_LATENCY``)
 MAC_STEP_LATENCY = 6
 #: MAC engine: input cycles of a STEP beyond its groups (``rtl.mac.STEP_OVERHEAD``)
@@ -103,8 +102,9 @@ class BlockTiming:
 def lif_timing(spec: LIFSpec, n_beats: int | None = None, groups: Sequence[int] | None = None) -> BlockTiming:
     """LIF array: ``n_beats`` beats in cyclic group order, or the beats' ``groups`` (addressed).
 
-    ``a_0 = 0``, ``a_k = max(a_(k-1) + 1, a_j + 3)`` with j the last beat before k of the same
-    group (the stall rule of ``rtl.lif.LIFArray``), output ``o_k = a_k + 4``.
+    ``a_0 = 0``, ``a_k = max(a_(k-1) + 1, a_j + S)`` with j the last beat before k of the same
+    group and S = ``spec.pipeline_stages`` (3, or 4 with the run-time multiply leak: the stall rule
+    of ``rtl.lif.LIFArray``), output ``o_k = a_k + S + 1``.
     """
     if groups is None:
         if n_beats is None:
@@ -121,10 +121,10 @@ def lif_timing(spec: LIFSpec, n_beats: int | None = None, groups: Sequence[int] 
     for g in groups:
         a = accepts[-1] + 1 if accepts else 0
         if g in last:
-            a = max(a, last[g] + LIF_SAME_GROUP_GAP)
+            a = max(a, last[g] + spec.pipeline_stages)
         accepts.append(a)
         last[g] = a
-    return BlockTiming(accepts, [a + LIF_LATENCY for a in accepts])
+    return BlockTiming(accepts, [a + spec.latency for a in accepts])
 
 
 # ---- synapse engine -------------------------------------------------------------------------------

@@ -138,6 +138,20 @@ class LIFSpec(SpecBase):
         return {"threshold": self.membrane_width - 1, "leak": leak, "reset": 2}
 
     @property
+    def pipeline_stages(self) -> int:
+        """Compute stages of ``rtl.lif.LIFArray`` after the accept: M (state word), A (leak and
+        add), B (fit, fire, reset) = 3; 4 with a run-time multiply leak (``runtime_params`` and
+        ``leak_mode = "multiply"``), whose product v b gets a stage of its own (P, between A and
+        B) because a multiply by a register operand is a DSP block's delay on top of the add.
+        A beat of a group is accepted at least this many cycles after the group's previous beat."""
+        return 4 if self.runtime_params and self.leak_mode == "multiply" else 3
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an input beat's accept to its output beat: ``pipeline_stages + 1``."""
+        return self.pipeline_stages + 1
+
+    @property
     def beta(self) -> float:
         """The leak factor as a real number (for documentation and float models)."""
         if self.leak_mode == "shift":

@@ -145,7 +145,11 @@ def round_log2(x: torch.Tensor) -> torch.Tensor:
 def choose_scale_exp(spec: LogQuantSpec, weights: torch.Tensor) -> int:
     """The per-layer f that maps the largest |w| onto the top level: f = (L - 1) - round_log2(max|w|).
 
-    An all-zero layer gets f = 0.
+    ``max|w|`` is taken in float64 over the whole layer; ``round_log2(x)`` is the e with
+    2^(e - 1/2) <= x < 2^(e + 1/2) (exact: frexp gives x = m 2^p, 1/2 <= m < 1, and
+    e = p - 1 + [2m > sqrt(2)]). So round_log2(max|w| 2^f) = L - 1: the peak gets the top
+    magnitude code L. f may be negative (a peak above 2^(L - 1/2)). An all-zero layer gets
+    f = 0; a non-finite weight is a ValueError.
     """
     w = torch.as_tensor(weights).double()
     peak = float(w.abs().max()) if w.numel() else 0.0
@@ -177,3 +181,47 @@ def log_quantize(spec: LogQuantSpec, weights: torch.Tensor, scale_exp: int | Non
 def log_dequantize(spec: LogQuantSpec, quantized: LogQuantized) -> torch.Tensor:
     """Codes -> real weights q * 2^-f (float64)."""
     return log_decode(spec, quantized.codes).double() * (2.0 ** -quantized.scale_exp)
+
+
+# ---- reference vectors ------------------------------------------------------------------------------
+
+#: fraction bits of the real weights in a log-quantizer vector file: w = weights / 2^INPUT_FRAC, exact in float64
+INPUT_FRAC = 16
+
+
+def logquant_random_weights(n: int, seed: int = 0) -> torch.Tensor:
+    """Seeded weights (n,) int64 in units 2^-INPUT_FRAC that exercise the rounding rule: log-uniform
+    magnitudes 1 .. 2^22, every power of two, the integers on either side of every geometric midpoint
+    2^(e + 1/2), zeros, both signs."""
+    if n < 1:
+        raise ValueError(f"need n >= 1 weights, got {n}")
+    gen = torch.Generator().manual_seed(seed)
+    u = torch.rand(n, generator=gen, dtype=torch.float64) * 22
+    mags = torch.floor(torch.exp2(u)).to(torch.int64)
+    edges = [0]
+    for e in range(23):
+        mid = math.isqrt(1 << (2 * e + 1))             # floor(2^(e + 1/2))
+        edges += [1 << e, mid, mid + 1, (1 << e) - 1]
+    edges_t = torch.tensor(sorted(set(edges)), dtype=torch.int64)
+    pick = torch.rand(n, generator=gen) < 0.4
+    mags = torch.where(pick, edges_t[torch.randint(0, len(edges_t), (n,), generator=gen)], mags)
+    signs = torch.where(torch.rand(n, generator=gen) < 0.5, -1, 1)
+    out = mags * signs
+    out[0] = 1 << 22                                   # the peak: fixes the layer's scale exponent
+    return out
+
+
+def logquant_reference(spec: LogQuantSpec, weights) -> dict[str, torch.Tensor]:
+    """Arrays of a log-quantizer vector file: ``weights`` (n,) int64, the real weights in units
+    2^-INPUT_FRAC; ``scale_exp`` (1,) int64, f = ``choose_scale_exp`` of the layer; ``codes`` (n,)
+    int64 = ``log_quantize`` at that f; ``decoded`` (n,) int64, q = ``log_decode`` (real value q 2^-f)."""
+    w = torch.as_tensor(weights)
+    if w.is_floating_point() or w.dim() != 1:
+        raise ValueError(f"logquant weights must be a 1-D integer tensor (units 2^-{INPUT_FRAC}); got "
+                         f"{w.dtype}{tuple(w.shape)}")
+    if w.numel() and int(w.abs().max()) >= 1 << 53:
+        raise ValueError("logquant weights must be below 2^53 in magnitude (exact in float64)")
+    real = w.to(torch.float64) * 2.0 ** -INPUT_FRAC
+    quantized = log_quantize(spec, real)
+    return {"weights": w.to(torch.int64), "scale_exp": torch.tensor([quantized.scale_exp], dtype=torch.int64),
+            "codes": quantized.codes, "decoded": log_decode(spec, quantized.codes)}

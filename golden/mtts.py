@@ -26,7 +26,9 @@ The hardware has no divider: ``MTTSSpec.reciprocal`` gives constants (m, f),
 found when the hardware is generated, with ``((xc - lo) * m) >> f == level`` for
 every xc in the range (checked exhaustively by the spec itself).
 
-Spike trains (time on dim 0)::
+Spike trains (``mtts_spikes`` returns them with time on dim 0, (T, *X); a vector
+file stores ``spikes`` as (beats, lanes, T), spikes[i, p, t] = s_t of lane p of beat i,
+and the hardware's ``emit = "spikes"`` beat carries lane p as a T-bit word, bit t = s_t)::
 
     step:   s_t = [t >= t_first] and not silent     (the seed's train: 1 from t_first on)
     single: s_t = [t == t_first] and not silent     (one spike at t_first)
@@ -354,3 +356,14 @@ def mtts_reference(spec: MTTSSpec, values) -> dict[str, torch.Tensor]:
     count = torch.remainder(torch.cumsum(code.silent.sum(dim=1), dim=0), 1 << spec.counter_width)
     return {"values": v, "time": code.time, "silent": code.silent.to(torch.uint8),
             "spikes": spikes.to(torch.uint8), "count": count}
+
+
+def mtts_decode_reference(spec: MTTSSpec, values) -> dict[str, torch.Tensor]:
+    """Arrays of an MTTS *decoder* vector file for beats of P values: ``values`` (n, P) int64 (the
+    encoder's input), the code ``time`` (n, P) int64 and ``silent`` (n, P) uint8 (``mtts_encode``), and
+    ``decoded`` (n, P) int64 = ``mtts_decode`` of that code: S if silent, else lo + ceil(level R / T)."""
+    v = _check_values(spec, values)
+    if v.dim() != 2 or v.shape[1] != spec.lanes:
+        raise ValueError(f"MTTS values must have shape (beats, {spec.lanes}); got {tuple(v.shape)}")
+    code = mtts_encode(spec, v)
+    return {"values": v, "time": code.time, "silent": code.silent.to(torch.uint8), "decoded": mtts_decode(spec, code)}

@@ -10,6 +10,12 @@ fractional bits (``golden.mismatch``)::
     q      = log_decode(code[i, j])                    0 or +-2^s
     w_eff  = (q << F) + ((q * dg[i, j]) >> (16 - F)) + do[i, j]
 
+The mismatch generator's (row, col) is (input index i, output index j). ``w_eff`` is
+exact and is never narrowed: it has ``weight_width`` We bits (from the extremes of q,
+dg and do), which may exceed Wa. ``SynapseSpec`` refuses a spec whose We exceeds 40
+bits (the widest memory cell the hardware stores), although each field lies in its own
+range (e.g. levels = 24, frac_bits = 16): the combination is the limit.
+
 Integer mode (the hardware contract)
 ------------------------------------
 Per time step t, with the spiking inputs i_1 < i_2 < ... < i_k (ascending index,
@@ -20,10 +26,13 @@ the order the hardware receives them)::
     current[t, j] = acc_j
 
 ``fit_Wa`` saturates (default) or wraps to the Wa-bit signed accumulator after
-every addition, so the order above is part of the contract. A step without
-spikes gives current 0.
+every addition, so the order above is part of the contract: the sum
+``acc_j + w_eff`` is formed exactly at full width and only the sum is fitted to Wa
+(w_eff itself is never saturated to Wa first). A step without spikes gives current 0.
 
-Counters (cumulative from reset, over all sequences in stream order, modulo 2^Wc)::
+Counters (cumulative from reset, over all sequences in stream order, modulo 2^Wc: they
+do **not** restart at a new sequence; sops[s, t] counts every input spike of sequences
+0 .. s - 1 and of steps 0 .. t of sequence s)::
 
     sops  += n_outputs   per input spike   (one synaptic operation per weight added)
     reads += G           per input spike   (G = n_outputs / P weight-memory words per row)
@@ -63,6 +72,10 @@ class SynapseSpec(SpecBase):
     mismatch_impl : how the hardware applies the mismatch: "precomputed" (the memory
         stores w_eff), "table" (codes + a (dg, do) correction table) or "regenerate"
         (codes; dg and do recomputed on chip by the counter-based generator).
+
+    Joint rule: ``weight_width`` (We, the signed bits of an effective weight, derived from
+    levels, frac_bits and the sigmas) must be <= 40, else ``SpecError``; e.g. levels = 24 with
+    frac_bits = 16 needs 41 bits and is refused although each field is within its own range.
     """
 
     block = "synapse"

@@ -87,6 +87,8 @@ def load_vectors(directory, block: str | None = None) -> VectorSet:
     """
     directory = Path(directory)
     manifest_path, arrays_path = directory / MANIFEST, directory / ARRAYS
+    if directory.is_file():
+        raise VectorFileError(f"{directory} is a file; give the vector directory (it holds {MANIFEST} and {ARRAYS})")
     if not directory.is_dir():
         raise VectorFileError(f"{directory}: no such vector directory")
     if not manifest_path.is_file():

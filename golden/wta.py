@@ -30,8 +30,16 @@ below ``min_score``) gets only its eligible winners, **still scaled by 1/k**: th
 missing winners count as zero rows of V. Winner lists are in rank order (highest
 key first) and padded with index 0, score 0, valid 0.
 
-The default ``min_score`` is the smallest representable score (0 for unsigned
-spike scores), i.e. the minimum-score rule is off by default.
+The default ``min_score`` is 0 for every spec. For unsigned scores (spike
+popcounts) 0 is the smallest score, so the rule is off; for signed scores it is
+**on**: a key with a negative score is never eligible, so a row whose scores are
+all negative has no winners (acc = 0). Set ``min_score`` to the smallest Ws-bit
+score, -2^(Ws-1), to turn it off for signed scores.
+
+Causal rows: the scores of one query form one row; row i is query i, counted
+0 .. L - 1 within its sequence (tensors: index i of the last-but-one dimension;
+the stream hardware counts rows 0 .. L - 1 and starts again with the next
+sequence), so under causal masking row i sees keys 0 .. i.
 
 Float mode
 ----------
@@ -87,10 +95,11 @@ class TopKSpec(SpecBase):
     k_ratio : if non-zero, k = max(1, floor(L * k_ratio)); 0 < k_ratio <= 1.
     score_width : Ws, bits of a score, 1 .. 32.
     signed : scores are Ws-bit two's complement (else unsigned).
-    causal : key j is eligible for query row i only if j <= i (row i = i-th row of a
-        sequence of L rows).
+    causal : key j is eligible for query row i only if j <= i (row i = the i-th row,
+        0-based, of a sequence of L rows; the row counter restarts with every sequence).
     min_score : a key whose score is below it never wins. Default 0; with unsigned
-        scores this is the smallest score, i.e. the rule is off.
+        scores this is the smallest score, i.e. the rule is off; with signed scores
+        negative scores never win (-2^(Ws-1) turns the rule off).
     version : hardware only: "stream" (insertion, one score per cycle) or "parallel"
         (pipelined bitonic sorting network, one row per cycle).
     """

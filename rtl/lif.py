@@ -85,19 +85,30 @@ class LIFArray(wiring.Component):
         stage A: v = first ? 0 : v_stored;  leaked = leak(v);  total = leaked + i
         stage B: h = fit(total) or leaked;  spike;  v', r'  -> state write, output register
 
+    With a run-time multiply leak (``runtime_params`` and ``leak_mode = "multiply"``) the
+    product v b is a multiply by a register operand (two DSP blocks at Wv = 24, whose delay
+    alone is most of a 100 MHz cycle), so it gets a stage of its own::
+
+        stage M: v = first ? 0 : v_stored  -> register
+        stage A: v = v_hi 2^l + v_lo (l = Wv // 2, v_lo unsigned);  v_hi b, v_lo b -> registers
+        stage P: leaked = ((v_hi b) 2^l + v_lo b) >> F  (= (v b) >> F exactly);  total = leaked + i
+        stage B: as above
+
+    S = ``spec.pipeline_stages`` (3, or 4 with stage P) stages follow the accept.
+
     A beat's state read must see the write of its group's previous beat. The
-    beats in flight at an accept are the last three accepted (stages M, A, B),
-    so with G >= 3 a beat of the same group can only be the oldest, in stage B
-    with M and A full; then the accept moves the whole pipeline, stage B writes
-    on that very edge and the transparent read port sees it. With G <= 2 a
-    beat is accepted only when no beat of its group is in flight, or the one in
-    stage B writes on that edge (the v -> v' recurrence cannot be shortened).
+    beats in flight at an accept are the last S accepted, so with G >= S a beat
+    of the same group can only be the oldest, in stage B with the stages before
+    it full; then the accept moves the whole pipeline, stage B writes on that
+    very edge and the transparent read port sees it. With G < S a beat is
+    accepted only when no beat of its group is in flight, or the one in stage B
+    writes on that edge (the v -> v' recurrence cannot be shortened).
 
     With ``addressed`` (any G) the same interlock compares the incoming beat's
     ``group`` with the group of every beat in flight. **Stall rule**: in a cycle
     where ``i_stream.valid`` is high with group g, ``i_stream.ready`` is high iff
 
-        (stage M empty or moving on)  and  not (M holds group g)  and  not (A holds group g)
+        (stage M empty or moving on)  and  no stage M, A (, P) holds group g
         and  not (B holds group g and does not leave B on this edge)
 
     (B leaves when ``o_stream`` is empty or read in this cycle). ``i_stream.ready``
@@ -106,21 +117,22 @@ class LIFArray(wiring.Component):
 
     Latency and throughput
     ----------------------
-    * Latency: 4 cycles. A beat accepted on the rising edge ending cycle c is
-      presented on ``o_stream`` (valid) in cycle c + 4.
+    * Latency: S + 1 cycles (``spec.latency``: 4, or 5 with stage P). A beat accepted
+      on the rising edge ending cycle c is presented on ``o_stream`` (valid) in cycle
+      c + S + 1.
     * Throughput: 1 beat (P neuron updates) per cycle when ``o_stream.ready``
-      stays high and G >= 3; a time step of all N neurons takes G = N / P cycles.
-      G = 2: 2 beats every 3 cycles (gaps 1, 2); G = 1: 1 beat every 3 cycles
-      (``accept_gaps(spec)``).
+      stays high and G >= S; a time step of all N neurons takes G = N / P cycles.
+      G < S: G beats every S cycles (S = 3: gaps 1, 2 for G = 2, 3 for G = 1;
+      ``accept_gaps(spec)``).
     * Addressed throughput: with ``o_stream.ready`` high, beat k (group g_k, offered
-      from cycle 0 on) is accepted in cycle t_k = max(t_(k-1) + 1, t_j + 3), j the last
+      from cycle 0 on) is accepted in cycle t_k = max(t_(k-1) + 1, t_j + S), j the last
       earlier beat of group g_k (``accept_cycles(spec, groups)``): 1 beat per cycle while
-      every beat's group differs from those of the 2 beats accepted just before it,
-      1 beat every 3 cycles for back-to-back beats of one group. Under any back-pressure
-      the interlock never stalls a beat whose group differs from the last 3 accepted
+      every beat's group differs from those of the S - 1 beats accepted just before it,
+      1 beat every S cycles for back-to-back beats of one group. Under any back-pressure
+      the interlock never stalls a beat whose group differs from the last S accepted
       (those are all that can be in flight).
     * Back-pressure: ``i_stream.ready`` falls only while the stages ahead are
-      full and not moving (and, with G <= 2 or ``addressed``, while a beat of the same
+      full and not moving (and, with G < S or ``addressed``, while a beat of the same
       group is in flight); no beat is ever dropped or duplicated.
 
     Members
@@ -138,30 +150,36 @@ class LIFArray(wiring.Component):
             "o_stream": Out(stream.Signature(lif_output_layout(spec))),
         })
 
-    #: cycles from input handshake to output valid, as stated in the docstring
-    LATENCY = 4
+    @staticmethod
+    def latency(spec: LIFSpec) -> int:
+        """Cycles from input handshake to output valid, as stated in the docstring (S + 1)."""
+        return spec.latency
 
     @staticmethod
     def accept_gaps(spec: LIFSpec) -> tuple[int, ...]:
         """Cycles between accepted beats without back-pressure, a repeating pattern (the
-        docstring's throughput): (1,) for G >= 3, (1, 2) for G = 2, (3,) for G = 1. With
-        ``addressed`` this is the pattern of the cyclic group order 0, 1, ..., G - 1, 0, ...;
-        any other order: ``accept_cycles``."""
-        return {1: (3,), 2: (1, 2)}.get(spec.groups, (1,))
+        docstring's throughput): (1,) for G >= S, else G - 1 gaps of 1 and one of S - G + 1
+        (S = 3: (1, 2) for G = 2, (3,) for G = 1). With ``addressed`` this is the pattern of the
+        cyclic group order 0, 1, ..., G - 1, 0, ...; any other order: ``accept_cycles``."""
+        stages, groups = spec.pipeline_stages, spec.groups
+        if groups >= stages:
+            return (1,)
+        return (1,) * (groups - 1) + (stages - groups + 1,)
 
     @staticmethod
     def accept_cycles(spec: LIFSpec, groups) -> list[int]:
         """Accept cycle of each beat when every beat is offered as early as it can be and
-        ``o_stream.ready`` stays high: t_0 = 0, t_k = max(t_(k-1) + 1, t_j + 3) with j the last
+        ``o_stream.ready`` stays high: t_0 = 0, t_k = max(t_(k-1) + 1, t_j + S) with j the last
         beat before k of the same group (the docstring's stall rule; a same-group beat is in
-        stage M one cycle after its accept, in A two cycles after, and writes on the edge
-        ending the third). ``groups``: the beats' groups (the cyclic order unless addressed)."""
+        stage M one cycle after its accept, in the next stage a cycle later, and writes on the
+        edge ending the S-th). ``groups``: the beats' groups (the cyclic order unless addressed)."""
         groups = [int(g) for g in groups]
         if not spec.addressed and groups != [k % spec.groups for k in range(len(groups))]:
             raise ValueError("a LIF array that is not addressed takes its groups in cyclic order")
+        stages = spec.pipeline_stages
         cycles, last = [], {}
         for group in groups:
-            t = max(cycles[-1] + 1 if cycles else 0, last.get(group, -3) + 3)
+            t = max(cycles[-1] + 1 if cycles else 0, last.get(group, -stages) + stages)
             cycles.append(t)
             last[group] = t
         return cycles
@@ -185,9 +203,12 @@ class LIFArray(wiring.Component):
                 return {}
             return {name: Signal(param_shapes[name], name=f"{stage}_{name}") for name in names}
 
+        # stage P (run-time multiply leak): the product v b gets a cycle of its own
+        product_stage = spec.pipeline_stages == 4
         m_params = param_regs("m", ("threshold", "leak", "reset"))
         a_params = param_regs("a", ("threshold", "leak", "reset"))
-        b_params = param_regs("b", ("threshold", "reset"))  # the leak is used up in stage A
+        p_params = param_regs("p", ("threshold", "reset")) if product_stage else {}
+        b_params = param_regs("b", ("threshold", "reset"))  # the leak is used up in stage A (or P)
         # Stage M registers: the accepted beat while its state word comes out of the memory.
         m_valid = Signal()
         m_group = Signal(range(groups))
@@ -211,21 +232,38 @@ class LIFArray(wiring.Component):
         out_free = ~self.o_stream.valid | self.o_stream.ready
         b_fire = b_valid & out_free
         b_free = ~b_valid | b_fire
-        a_fire = a_valid & b_free
+        if product_stage:
+            # Stage P registers: the beat, its two partial products per lane and its counter.
+            low_bits = wv // 2
+            leak_width = param_shapes["leak"].width
+            p_valid = Signal()
+            p_group = Signal(range(groups))
+            p_current = Signal(data.ArrayLayout(signed(spec.input_width), lanes))
+            p_low = Signal(data.ArrayLayout(unsigned(low_bits + leak_width), lanes))
+            p_high = Signal(data.ArrayLayout(signed(wv - low_bits + leak_width + 1), lanes))
+            p_r = Signal(data.ArrayLayout(unsigned(max(spec.refractory_bits, 1)), lanes))
+            p_fire = p_valid & b_free
+            p_free = ~p_valid | p_fire
+            a_fire = a_valid & p_free
+        else:
+            a_fire = a_valid & b_free
         a_free = ~a_valid | a_fire
         m_fire = m_valid & a_free
         m_free = ~m_valid | m_fire
         # the group the offered beat updates: its own field, or the cyclic counter
         incoming = self.i_stream.payload.group if spec.addressed else next_group
-        if groups >= 3 and not spec.addressed:
-            # the beats in flight are the last three accepted; one of group `next_group` can only
-            # be the oldest, in stage B with M and A full, so an accept means it writes on this
-            # very edge, which the transparent read sees
+        if groups >= spec.pipeline_stages and not spec.addressed:
+            # the beats in flight are the last S accepted; one of group `next_group` can only
+            # be the oldest, in stage B with the stages before it full, so an accept means it
+            # writes on this very edge, which the transparent read sees
             m.d.comb += self.i_stream.ready.eq(m_free)
         else:
-            # G <= 2, or any group order (addressed): a beat of this group may still be in
+            # G < S, or any group order (addressed): a beat of this group may still be in
             # flight: wait until none is, or the one in stage B writes on this edge
-            in_flight = [(m_valid, m_group, C(0, 1)), (a_valid, a_group, C(0, 1)), (b_valid, b_group, b_fire)]
+            in_flight = [(m_valid, m_group, C(0, 1)), (a_valid, a_group, C(0, 1))]
+            if product_stage:
+                in_flight.append((p_valid, p_group, C(0, 1)))
+            in_flight.append((b_valid, b_group, b_fire))
             hazard = 0
             for valid, group, writes_now in in_flight:
                 hazard = hazard | (valid & (group == incoming) & ~writes_now)
@@ -249,36 +287,68 @@ class LIFArray(wiring.Component):
 
         # ---- stage M: register the state word
         with m.If(m_fire):
-            m.d.sync += [a_valid.eq(1), a_group.eq(m_group), a_current.eq(m_current), a_first.eq(m_first),
-                         a_stored.eq(rd.data)]
+            m.d.sync += [a_valid.eq(1), a_group.eq(m_group), a_current.eq(m_current), a_first.eq(m_first)]
+            if product_stage:
+                # the first step's reset to v = 0, r = 0 is applied here, so that the multiply
+                # in stage A starts from a register
+                m.d.sync += a_stored.eq(Mux(m_first, 0, rd.data.as_value()))
+            else:
+                m.d.sync += a_stored.eq(rd.data)
             m.d.sync += [a_params[name].eq(reg) for name, reg in m_params.items()]
         with m.Elif(a_fire):
             m.d.sync += a_valid.eq(0)
 
-        # ---- stage A: leak and add
-        with m.If(a_fire):
-            m.d.sync += [b_valid.eq(1), b_group.eq(a_group)]
-            m.d.sync += [reg.eq(a_params[name]) for name, reg in b_params.items()]
-        with m.Elif(b_fire):
-            m.d.sync += b_valid.eq(0)
-        for p in range(lanes):
-            stored = a_stored[p]
-            v = Signal(signed(wv), name=f"v{p}")
-            m.d.comb += v.eq(Mux(a_first, 0, stored.v))
-            if spec.runtime_params and spec.leak_mode == "shift":
-                leaked_expr = v - (v >> a_params["leak"])  # a variable shift of a signed value: arithmetic
-            elif spec.runtime_params:
-                leaked_expr = (v * a_params["leak"]) >> spec.leak_frac_bits
-            elif spec.leak_mode == "shift":
-                leaked_expr = v - (v >> spec.leak_shift)
-            else:
-                leaked_expr = (v * C(spec.leak_beta, unsigned(spec.leak_frac_bits + 1))) >> spec.leak_frac_bits
-            leaked = Signal(signed(wv), name=f"leaked{p}")
-            m.d.comb += leaked.eq(leaked_expr)  # |leak(v)| <= |v|: fits Wv bits exactly
+        if product_stage:
+            # ---- stage A: the two partial products of v b (one DSP block each)
             with m.If(a_fire):
-                m.d.sync += [b_leaked[p].eq(leaked), b_total[p].eq(leaked + a_current[p])]
-                if spec.refractory_bits:
-                    m.d.sync += b_r[p].eq(Mux(a_first, 0, stored.r))
+                m.d.sync += [p_valid.eq(1), p_group.eq(a_group), p_current.eq(a_current)]
+                m.d.sync += [p_params[name].eq(a_params[name]) for name in p_params]
+            with m.Elif(p_fire):
+                m.d.sync += p_valid.eq(0)
+            for p in range(lanes):
+                v = a_stored[p].v
+                with m.If(a_fire):
+                    m.d.sync += [p_low[p].eq(v[:low_bits] * a_params["leak"]),
+                                 p_high[p].eq(v[low_bits:].as_signed() * a_params["leak"])]
+                    if spec.refractory_bits:
+                        m.d.sync += p_r[p].eq(a_stored[p].r)
+            # ---- stage P: the product, the leak's shift, and the add
+            with m.If(p_fire):
+                m.d.sync += [b_valid.eq(1), b_group.eq(p_group)]
+                m.d.sync += [reg.eq(p_params[name]) for name, reg in b_params.items()]
+            with m.Elif(b_fire):
+                m.d.sync += b_valid.eq(0)
+            for p in range(lanes):
+                product = (p_high[p] << low_bits) + p_low[p]        # == v b exactly
+                leaked = Signal(signed(wv), name=f"leaked{p}")
+                m.d.comb += leaked.eq(product >> spec.leak_frac_bits)  # |leak(v)| <= |v|: fits Wv bits
+                with m.If(p_fire):
+                    m.d.sync += [b_leaked[p].eq(leaked), b_total[p].eq(leaked + p_current[p])]
+                    if spec.refractory_bits:
+                        m.d.sync += b_r[p].eq(p_r[p])
+        else:
+            # ---- stage A: leak and add
+            with m.If(a_fire):
+                m.d.sync += [b_valid.eq(1), b_group.eq(a_group)]
+                m.d.sync += [reg.eq(a_params[name]) for name, reg in b_params.items()]
+            with m.Elif(b_fire):
+                m.d.sync += b_valid.eq(0)
+            for p in range(lanes):
+                stored = a_stored[p]
+                v = Signal(signed(wv), name=f"v{p}")
+                m.d.comb += v.eq(Mux(a_first, 0, stored.v))
+                if spec.runtime_params and spec.leak_mode == "shift":
+                    leaked_expr = v - (v >> a_params["leak"])  # a variable shift of a signed value: arithmetic
+                elif spec.leak_mode == "shift":
+                    leaked_expr = v - (v >> spec.leak_shift)
+                else:
+                    leaked_expr = (v * C(spec.leak_beta, unsigned(spec.leak_frac_bits + 1))) >> spec.leak_frac_bits
+                leaked = Signal(signed(wv), name=f"leaked{p}")
+                m.d.comb += leaked.eq(leaked_expr)  # |leak(v)| <= |v|: fits Wv bits exactly
+                with m.If(a_fire):
+                    m.d.sync += [b_leaked[p].eq(leaked), b_total[p].eq(leaked + a_current[p])]
+                    if spec.refractory_bits:
+                        m.d.sync += b_r[p].eq(Mux(a_first, 0, stored.r))
 
         # ---- stage B: fit, fire, reset
         v_max, v_min = C(fixed.int_max(wv, True), signed(wv)), C(fixed.int_min(wv, True), signed(wv))
@@ -302,14 +372,22 @@ class LIFArray(wiring.Component):
             h = Signal(signed(wv), name=f"h{p}")
             m.d.comb += h.eq(Mux(active, fitted, b_leaked[p]))
             spike = Signal(name=f"spike{p}")
+            theta = b_params["threshold"] if spec.runtime_params else spec.threshold
+            if spec.overflow == "saturate":
+                # fit(total) >= theta  <=>  total >= theta, since 0 <= theta <= v_max (a positive
+                # overflow saturates to v_max >= theta, a negative one to v_min < theta): the
+                # compare reads the register, in parallel with the fit, not after it
+                reaches = total >= theta
+            else:
+                reaches = h >= theta
             if spec.runtime_params:
-                theta, reset = b_params["threshold"], b_params["reset"]
-                m.d.comb += spike.eq(active & (h >= theta))
+                reset = b_params["reset"]
+                m.d.comb += spike.eq(active & reaches)
                 # reset 0 subtract, 1 zero, 2 none (3, reserved, also none); h - theta fits Wv
                 # bits because h >= theta > 0 whenever it is used
                 after_spike = Mux(reset == 0, h - theta, Mux(reset == 1, C(0, signed(wv)), h))
             else:
-                m.d.comb += spike.eq(active & (h >= spec.threshold))
+                m.d.comb += spike.eq(active & reaches)
                 if spec.reset_mode == "subtract":
                     after_spike = h - spec.threshold
                 elif spec.reset_mode == "zero":

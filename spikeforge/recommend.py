@@ -38,6 +38,26 @@ Why (the reasons returned with each answer):
 * Spikformer: the simplest spiking transformer (one attention form, Q K^T V * s, no
   softmax, no conv blocks): fewest distinct hardware units, the smallest area.
 
+The guide's own vocabulary
+--------------------------
+
+The architecture guide this project implements speaks other words: task ``nlp`` / ``vision`` /
+``multimodal``, hardware ``gpu`` / ``neuromorphic`` / ``edge``, priority ``efficiency`` /
+``accuracy`` / ``balanced``. A query whose *task* is one of the guide's words is answered as
+the guide answers it: the entry of the guide's table ``GUIDE_TABLE`` for the key
+(task, hardware, priority), and the guide's default ``GUIDE_DEFAULT`` (LSFormer) for every
+other key of its vocabulary, each with its reasons (and, where every word has a counterpart in
+the project's vocabulary, the answer of the rules above as an alternative). With a guide task,
+hardware and priority must be guide words too (``gpu`` and ``accuracy`` are words of both);
+a project task takes the project's words. The guide's table, as far as the project has it:
+
+==============================  ==========================
+(task, hardware, priority)      recommendation
+==============================  ==========================
+(nlp, neuromorphic, efficiency)  WTA Spiking Transformer (the guide's "WTA Spikingformer")
+anything else                    LSFormer (the guide's default)
+==============================  ==========================
+
 Unknown values raise ``ValueError`` listing the allowed ones; nothing defaults silently.
 """
 
@@ -48,6 +68,23 @@ from dataclasses import dataclass, field
 TASKS = ("classification", "event_vision", "language_modeling", "long_sequence")
 HARDWARE = ("digital_asic", "fpga", "analog", "neuromorphic_chip", "gpu")
 PRIORITIES = ("accuracy", "energy", "latency", "area")
+
+#: the guide's vocabulary (``select_architecture`` accepts it beside the project's own)
+GUIDE_TASKS = ("nlp", "vision", "multimodal")
+GUIDE_HARDWARE = ("gpu", "neuromorphic", "edge")
+GUIDE_PRIORITIES = ("efficiency", "accuracy", "balanced")
+#: the guide's table: (task, hardware, priority) -> (architecture, the guide's reason)
+GUIDE_TABLE = {
+    ("nlp", "neuromorphic", "efficiency"): (
+        "WTA Spiking Transformer", "the guide's answer for language on neuromorphic hardware, efficiency first "
+        "(its 'WTA Spikingformer'): top-k selection replaces softmax, spikes stay binary and sparse"),
+}
+#: the guide's answer for every key of its vocabulary that its table does not list
+GUIDE_DEFAULT = "LSFormer"
+#: the project's word for each guide word, where there is one (for the alternative the rules give)
+_GUIDE_TO_PROJECT = {"nlp": "language_modeling", "vision": "classification", "gpu": "gpu",
+                     "neuromorphic": "neuromorphic_chip", "edge": "fpga", "efficiency": "energy",
+                     "accuracy": "accuracy"}
 
 #: architecture -> (training recipe name, one-line reason)
 ARCHITECTURES = {
@@ -72,7 +109,8 @@ ARCHITECTURES = {
 class Recommendation:
     architecture: str
     recipe: str
-    rule: int
+    #: the number of the project's rule, or "guide" / "guide default" for an answer of the guide's table
+    rule: int | str
     reasons: tuple[str, ...]
     alternatives: tuple[str, ...] = field(default_factory=tuple)
     note: str = ""
@@ -87,10 +125,42 @@ class Recommendation:
         return "\n".join(lines)
 
 
-def _check(kind: str, value, allowed: tuple[str, ...]) -> str:
+def _check(kind: str, value, allowed: tuple[str, ...], guide: tuple[str, ...] = ()) -> str:
     if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"unknown {kind} {value!r}; allowed: {', '.join(allowed)}")
+        also = f" (the project's words), or the guide's {', '.join(guide)}" if guide else ""
+        raise ValueError(f"unknown {kind} {value!r}; allowed: {', '.join(allowed)}{also}")
     return value
+
+
+def _check_guide_word(kind: str, value, task: str, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"unknown {kind} {value!r} for the guide's task {task!r}; allowed: {', '.join(allowed)} "
+                         f"(a guide task takes the guide's words)")
+    return value
+
+
+def guide_answer(task: str, hardware: str, priority: str) -> Recommendation:
+    """The guide's answer for a key of its vocabulary: its table's entry, else its default (LSFormer)."""
+    task = _check("task", task, GUIDE_TASKS)
+    hardware = _check_guide_word("hardware", hardware, task, GUIDE_HARDWARE)
+    priority = _check_guide_word("priority", priority, task, GUIDE_PRIORITIES)
+    key = (task, hardware, priority)
+    alternatives, note = [], ""
+    if all(word in _GUIDE_TO_PROJECT for word in key):
+        words = tuple(_GUIDE_TO_PROJECT[w] for w in key)
+        rules = select_architecture(*words)
+        note = (f"the project's rules read these words as task={words[0]}, hardware={words[1]}, "
+                f"priority={words[2]}: {rules.architecture} [rule {rules.rule}]")
+        alternatives = [rules.architecture]
+    if key in GUIDE_TABLE:
+        arch, why = GUIDE_TABLE[key]
+        rec = _make(arch, "guide", why, note=note)
+    else:
+        rec = _make(GUIDE_DEFAULT, "guide default",
+                    f"the guide's table has no entry for ({task}, {hardware}, {priority}); the guide answers "
+                    f"every such key with its default, {GUIDE_DEFAULT}", note=note)
+    alternatives = [a for a in alternatives if a != rec.architecture]
+    return Recommendation(rec.architecture, rec.recipe, rec.rule, rec.reasons, tuple(alternatives), rec.note)
 
 
 def _make(arch: str, rule: int, why: str, alternatives=(), note: str = "") -> Recommendation:
@@ -99,8 +169,19 @@ def _make(arch: str, rule: int, why: str, alternatives=(), note: str = "") -> Re
 
 
 def select_architecture(task: str, hardware: str, priority: str) -> Recommendation:
-    """The seed's guide as a decision table (see the module docstring for the rules and reasons)."""
-    task = _check("task", task, TASKS)
+    """The seed's guide as a decision table (see the module docstring for the rules and reasons).
+
+    A task in the guide's own vocabulary (``GUIDE_TASKS``) is answered by ``guide_answer``.
+    """
+    if isinstance(task, str) and task in GUIDE_TASKS:
+        return guide_answer(task, hardware, priority)
+    task = _check("task", task, TASKS, GUIDE_TASKS)
+    for kind, value, allowed, guide in (("hardware", hardware, HARDWARE, GUIDE_HARDWARE),
+                                        ("priority", priority, PRIORITIES, GUIDE_PRIORITIES)):
+        if isinstance(value, str) and value in guide and value not in allowed:
+            raise ValueError(f"unknown {kind} {value!r} for the project's task {task!r}; allowed: "
+                             f"{', '.join(allowed)} ({value!r} is a guide word: it goes with a guide task, "
+                             f"{', '.join(GUIDE_TASKS)})")
     hardware = _check("hardware", hardware, HARDWARE)
     priority = _check("priority", priority, PRIORITIES)
     if hardware == "analog":

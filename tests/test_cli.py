@@ -91,3 +91,40 @@ def test_check_command_cosimulates_a_vector_dir(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "mismatches      : 0" in out and "128 neuron updates" in out
     assert json.loads((vec / "manifest.json").read_text())["block"] == "lif"
+
+
+@pytest.mark.parametrize("argv, recipe", [
+    (["train", "wta"], "wta-causal"),
+    (["train", "wta", "--variant", "causal"], "wta-causal"),
+    (["train", "wta", "--variant", "mlm"], "wta-mlm"),
+    (["train", "wta", "--variant", "encoder"], "wta-mlm"),
+    (["train", "wta", "--variant", "decoder"], "wta-causal"),
+    (["train", "wta-mlm"], "wta-mlm"),                    # the recipes stay as aliases
+    (["train", "wta-causal", "--variant", "causal"], "wta-causal"),
+])
+def test_train_wta_variant_chooses_the_recipe(argv, recipe, monkeypatch, tmp_path, capsys):
+    import spikeforge.training as training
+
+    seen = {}
+
+    class Report:
+        def text(self):
+            return "ok"
+
+    def fake_train(name, **kwargs):
+        seen["name"], seen["out"] = name, kwargs["out"]
+        return Report()
+    monkeypatch.setattr(training, "train", fake_train)
+    monkeypatch.chdir(tmp_path)
+    assert main([*argv, "--no-progress"]) == 0
+    assert seen["name"] == recipe and str(seen["out"]) == f"checkpoints/{recipe}.pt"
+
+
+def test_train_wta_builds_the_encoder_or_the_decoder():
+    from golden.models.wta_spikingformer import WDSpikingformer, WESpikingformer
+    from spikeforge.training import get_recipe, resolve_recipe
+
+    for variant, cls, task in (("causal", WDSpikingformer, "text-causal"), ("mlm", WESpikingformer, "text-mlm")):
+        recipe = get_recipe(resolve_recipe("wta", variant))
+        _, config = recipe.split_config({"embed_dim": 16, "heads": 2})
+        assert recipe.task == task and type(recipe.build(40, **config)) is cls

@@ -175,7 +175,8 @@ def test_constants_and_recurrences_match_the_rtl():
     from rtl.window import DilatedWindowBuffer
     from rtl.wta_attention import WTAAttention
 
-    assert eb.LIF_LATENCY == LIFArray.LATENCY
+    for spec in (LIFSpec(), LIFSpec(leak_mode="multiply", runtime_params=True, addressed=True)):
+        assert eb.lif_timing(spec, 1).output_cycles == [LIFArray.latency(spec)]
     assert (eb.MAC_STEP_LATENCY, eb.MAC_STEP_OVERHEAD) == (rmac.STEP_LATENCY, rmac.STEP_OVERHEAD)
     for impl, latency in eb.SYNAPSE_READ_LATENCY.items():
         assert read_latency(SynapseSpec(mismatch_impl=impl)) == latency
@@ -191,9 +192,10 @@ def test_constants_and_recurrences_match_the_rtl():
         buffer._MustUse__silence = True                           # only its fill_latency is asked for
         assert eb.window_timing(spec, 1).output_cycles[0] == buffer.fill_latency
     rng = random.Random(1)
-    spec = LIFSpec(n_neurons=20, lanes=4, addressed=True)
-    groups = [rng.randrange(5) for _ in range(60)]
-    assert eb.lif_timing(spec, groups=groups).accept_cycles == LIFArray.accept_cycles(spec, groups)
+    for spec in (LIFSpec(n_neurons=20, lanes=4, addressed=True),
+                 LIFSpec(n_neurons=20, lanes=4, addressed=True, runtime_params=True, leak_mode="multiply")):
+        groups = [rng.randrange(5) for _ in range(60)]
+        assert eb.lif_timing(spec, groups=groups).accept_cycles == LIFArray.accept_cycles(spec, groups)
 
 
 def test_block_formulas_by_hand():

@@ -226,27 +226,37 @@ def test_rtl_amaranth_sim_bit_exact(name, tmp_path):
     assert run.outputs == [pack(layout, b) for b in expected]
 
 
-@pytest.mark.parametrize("spec, gaps", [
-    (LIFSpec(n_neurons=16, lanes=4), (1,)),     # G = 4: one beat per cycle
-    (LIFSpec(n_neurons=12, lanes=4), (1,)),     # G = 3: the oldest beat in flight writes as the next is read
-    (LIFSpec(n_neurons=8, lanes=4), (1, 2)),    # G = 2: two beats every three cycles
-    (LIFSpec(n_neurons=4, lanes=4), (3,)),      # G = 1: one beat every three cycles
+def runtime_multiply(spec: LIFSpec) -> LIFSpec:
+    """A spec with the run-time multiply leak (stage P: 4 stages, latency 5)."""
+    return spec.replace(leak_mode="multiply", leak_beta=230, leak_frac_bits=8, addressed=True, runtime_params=True)
+
+
+@pytest.mark.parametrize("spec, gaps, latency", [
+    (LIFSpec(n_neurons=16, lanes=4), (1,), 4),     # G = 4: one beat per cycle
+    (LIFSpec(n_neurons=12, lanes=4), (1,), 4),     # G = 3: the oldest beat in flight writes as the next is read
+    (LIFSpec(n_neurons=8, lanes=4), (1, 2), 4),    # G = 2: two beats every three cycles
+    (LIFSpec(n_neurons=4, lanes=4), (3,), 4),      # G = 1: one beat every three cycles
+    # run-time multiply leak: four stages (M, A, P, B), so a group comes back after >= 4 cycles
+    (runtime_multiply(LIFSpec(n_neurons=16, lanes=4)), (1,), 5),         # G = 4
+    (runtime_multiply(LIFSpec(n_neurons=12, lanes=4)), (1, 1, 2), 5),    # G = 3: three beats every four cycles
+    (runtime_multiply(LIFSpec(n_neurons=8, lanes=4)), (1, 3), 5),        # G = 2
+    (runtime_multiply(LIFSpec(n_neurons=4, lanes=4)), (4,), 5),          # G = 1
 ])
-def test_latency_and_throughput_match_the_docstring(spec, gaps):
-    """Under no back-pressure: beats accepted with the docstring's gaps, each out LATENCY = 4
-    cycles later."""
+def test_latency_and_throughput_match_the_docstring(spec, gaps, latency):
+    """Under no back-pressure: beats accepted with the docstring's gaps, each out `latency`
+    cycles later (4, or 5 with the run-time multiply leak's stage P)."""
     currents = lif_random_currents(spec, 2, 6, seed=0)
     ref = lif_reference(spec, currents)
     beats = lif_input_beats(spec, currents)
     expected = lif_expected_beats(spec, ref["spikes"], ref["membrane"])
     run = run_stream(LIFArray(spec), beats, len(expected))
     assert LIFArray.accept_gaps(spec) == gaps
-    assert LIFArray.LATENCY == 4
+    assert LIFArray.latency(spec) == latency
     want = [0]
     while len(want) < len(beats):
         want.append(want[-1] + gaps[(len(want) - 1) % len(gaps)])
     assert run.accept_cycles == want
-    assert run.output_cycles == [c + 4 for c in run.accept_cycles]
+    assert run.output_cycles == [c + latency for c in run.accept_cycles]
     assert run.outputs == [pack(lif_output_layout(spec), b) for b in expected]
 
 
@@ -447,9 +457,11 @@ def test_rtl_layers_amaranth_sim_bit_exact(name, tmp_path):
 
 
 @pytest.mark.parametrize("seed", range(3))
-@pytest.mark.parametrize("n_neurons, lanes, leak_mode", [(4, 4, "shift"), (12, 2, "multiply"), (32, 4, "shift")])
+@pytest.mark.parametrize("n_neurons, lanes, leak_mode", [(4, 4, "shift"), (12, 2, "multiply"), (32, 4, "shift"),
+                                                      (4, 4, "multiply"), (8, 4, "multiply")])
 def test_rtl_random_layers_and_orders_bit_exact(n_neurons, lanes, leak_mode, seed):
-    """Random layer splits and parameters (G = 1, 6, 8), random valid/ready gaps."""
+    """Random layer splits and parameters (G = 1, 6, 8; multiply leak: stage P, G = 1, 2, 6), random
+    valid/ready gaps."""
     rng = random.Random(seed)
     spec = modes(LIFSpec(n_neurons=n_neurons, lanes=lanes, membrane_width=12, input_width=10, threshold=1,
                          leak_mode=leak_mode, refractory=rng.choice([0, 3]),
@@ -503,12 +515,17 @@ def test_stall_rule_examples(groups, cycles):
     assert LIFArray.accept_cycles(modes(LIFSpec(n_neurons=16, lanes=4)), groups) == cycles
 
 
+@pytest.mark.parametrize("leak_mode", ["shift", "multiply"])
 @pytest.mark.parametrize("n_neurons, seed", [(4, 0), (8, 1), (16, 2), (16, 3), (64, 4)])
-def test_addressed_stall_rule_to_the_cycle(n_neurons, seed):
+def test_addressed_stall_rule_to_the_cycle(n_neurons, seed, leak_mode):
     """With input always valid and output always ready, beat k is accepted in cycle
-    max(t_(k-1) + 1, t_j + 3) (j: the previous beat of its group) and presented 4 cycles later."""
+    max(t_(k-1) + 1, t_j + S) (j: the previous beat of its group; S = 3 stages, 4 with the run-time
+    multiply leak) and presented S + 1 cycles later."""
     rng = random.Random(seed)
-    spec = modes(LIFSpec(n_neurons=n_neurons, lanes=4, refractory=1))
+    spec = modes(LIFSpec(n_neurons=n_neurons, lanes=4, refractory=1, leak_mode=leak_mode, leak_beta=12,
+                         leak_frac_bits=4))
+    stages = 3 if leak_mode == "shift" else 4
+    assert spec.pipeline_stages == stages
     groups = [0]
     for _ in range(120):  # repeats at distance 1, 2, 3 and beyond, and runs of new groups
         groups.append(rng.choice([groups[-1], groups[max(0, len(groups) - 2)], groups[max(0, len(groups) - 3)],
@@ -520,10 +537,10 @@ def test_addressed_stall_rule_to_the_cycle(n_neurons, seed):
     run = run_stream(LIFArray(spec), inputs, len(expected))
     want = LIFArray.accept_cycles(spec, groups)
     assert run.accept_cycles == want
-    assert run.output_cycles == [c + LIFArray.LATENCY for c in want]
+    assert run.output_cycles == [c + stages + 1 for c in want]
     assert run.outputs == [pack(lif_output_layout(spec), b) for b in expected]
     gaps = [b - a for a, b in zip(want, want[1:])]
-    assert set(gaps) <= {1, 2, 3} and 3 in gaps and (spec.groups == 1 or 1 in gaps)
+    assert set(gaps) <= set(range(1, stages + 1)) and stages in gaps and (spec.groups == 1 or 1 in gaps)
 
 
 @pytest.mark.parametrize("n_neurons", [4, 12, 16])

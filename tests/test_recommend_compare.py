@@ -2,6 +2,7 @@
 reference's MAC count, whole-model energy counts, and ``spikeforge compare``."""
 
 import csv
+import re
 
 import pytest
 import torch
@@ -12,7 +13,9 @@ from golden.models.common import im2col
 from golden.models.spikformer import Spikformer
 from spikeforge.cli import main
 from spikeforge.compare import build_table, markdown, svg_plot
-from spikeforge.recommend import ARCHITECTURES, HARDWARE, PRIORITIES, TASKS, select_architecture
+from spikeforge.recommend import (ARCHITECTURES, GUIDE_HARDWARE, GUIDE_PRIORITIES, GUIDE_TABLE, GUIDE_TASKS, HARDWARE,
+                                  PRIORITIES, TASKS, select_architecture)
+from spikeforge.training import recipe_names
 
 
 @pytest.mark.parametrize("task,hardware,priority,want", [
@@ -46,11 +49,56 @@ def test_latency_first_event_vision_uses_the_causal_teformer():
     assert rec.architecture == "TEFormer" and "backward=none" in rec.note
 
 
-@pytest.mark.parametrize("args,bad", [(("vision", "fpga", "energy"), "task"), (("classification", "tpu", "energy"),
+@pytest.mark.parametrize("args,bad", [(("speech", "fpga", "energy"), "task"), (("classification", "tpu", "energy"),
                                       "hardware"), (("classification", "fpga", "speed"), "priority")])
 def test_unknown_values_raise_listing_the_allowed_ones(args, bad):
     with pytest.raises(ValueError, match=f"unknown {bad}.*allowed: "):
         select_architecture(*args)
+
+
+def test_the_guides_own_example():
+    rec = select_architecture("nlp", "neuromorphic", "efficiency")
+    assert rec.architecture == "WTA Spiking Transformer" and rec.rule == "guide"
+    assert rec.recipe == "wta-causal" and len(rec.reasons) == 2 and all(rec.reasons)
+
+
+def test_every_key_of_the_guides_vocabulary_gets_the_guides_answer():
+    keys = [(t, h, p) for t in GUIDE_TASKS for h in GUIDE_HARDWARE for p in GUIDE_PRIORITIES]
+    assert len(keys) == 27 and set(GUIDE_TABLE) <= set(keys)
+    for key in keys:
+        rec = select_architecture(*key)
+        if key in GUIDE_TABLE:
+            assert (rec.architecture, rec.rule) == (GUIDE_TABLE[key][0], "guide"), key
+        else:
+            assert (rec.architecture, rec.rule) == ("LSFormer", "guide default"), key
+            assert "no entry for (" + ", ".join(key) + ")" in rec.reasons[0]
+        assert rec.recipe in recipe_names() and all(rec.reasons)
+
+
+def test_guide_words_read_by_the_projects_rules_as_an_alternative():
+    rec = select_architecture("vision", "gpu", "accuracy")
+    assert rec.architecture == "LSFormer" and rec.alternatives == ("SpikingResformer",)
+    assert "task=classification, hardware=gpu, priority=accuracy" in rec.note
+    # no project word for multimodal or balanced: no alternative, no note
+    rec = select_architecture("multimodal", "edge", "balanced")
+    assert rec.alternatives == () and rec.note == ""
+
+
+@pytest.mark.parametrize("args, match", [
+    (("nlp", "fpga", "efficiency"), "unknown hardware 'fpga' for the guide's task 'nlp'; allowed: gpu, neuromorphic, edge"),
+    (("vision", "gpu", "energy"), "unknown priority 'energy' for the guide's task 'vision'; allowed: efficiency"),
+    (("classification", "neuromorphic", "energy"), "unknown hardware 'neuromorphic' for the project's task"),
+    (("classification", "gpu", "balanced"), "unknown priority 'balanced' for the project's task"),
+])
+def test_the_two_vocabularies_are_not_mixed(args, match):
+    with pytest.raises(ValueError, match=re.escape(match)):
+        select_architecture(*args)
+
+
+def test_recommend_cli_in_the_guides_words(capsys):
+    assert main(["recommend", "--task", "nlp", "--hardware", "neuromorphic", "--priority", "efficiency"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("recommended: WTA Spiking Transformer") and "[rule guide]" in out
 
 
 def test_recommend_cli(capsys):

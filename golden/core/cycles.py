@@ -5,20 +5,22 @@ reports the count, and the host's transfer of the sample, are not counted; host 
 not either: the engine is frozen while an output FIFO is full). With P lanes, G = ceil(n_out/P)
 output words of a layer, n_{t,r} the nonzero inputs of its source row (t, r), and the unit
 latencies of the MAC engine (a STEP's first output S = 6 cycles after it, ``rtl.mac``) and the
-LIF array (4 cycles, ``rtl.lif``)::
+LIF array (A = 5 cycles with the run-time multiply leak, 4 with the shift leak:
+``LIFSpec.latency``, ``rtl.lif``)::
 
     cycles = sum over ops of (2 + op cycles)                 (op start + next-op cycles)
 
-    spiking layer   sum_{t,r} (n_{t,r} G + G + S + 8)          = n G + G + 14 per row:
-                    read, load, the scanner's token, the MAC command: the first event is
-                    accepted in the row's fifth cycle, one every G cycles after it, the STEP
-                    G cycles after the last, G currents from S cycles after it, each through
-                    the LIF array (+4); the row ends after the last spike word.
+    spiking layer   sum_{t,r} (n_{t,r} G + G + S + 5 + A)      = n G + G + 16 per row (A = 5):
+                    read, hold (the source row is registered), load (its nonzero mask), the
+                    scanner's token, the MAC command: the first event is accepted in the
+                    row's sixth cycle, one every G cycles after it, the STEP G cycles after
+                    the last, G currents from S cycles after it, each through the LIF array
+                    (+A); the row ends after the last spike word.
 
     readout         per row r, over its time steps t = 0 .. T-1 (one STEP for the row), with
     (sum over t)    a_0 = 0 (the step's first read), R = -inf (when the MAC takes the next
-                    command) and s_t = max(a_t + 4, R):
-                        n_t = 0:  a_{t+1} = a_t + 3
+                    command) and s_t = max(a_t + 5, R) (read, hold, load, token, command):
+                        n_t = 0:  a_{t+1} = a_t + 4
                         n_t > 0:  last event at L = s_t + (n_t - 1) G,  R = L + G,  a_{t+1} = L + 2
                     (a step's row is read once the previous step's events have all reached the
                     MAC); the STEP is accepted at c = s_{T-1} (n = 0) or R; the row takes
@@ -39,12 +41,11 @@ from .program import AttentionOp, CoreProgram, CoreSpec, LinearOp
 
 #: MAC engine: cycles from a STEP's accept to its first output beat (``rtl.mac.MACEngine.step_latency``)
 MAC_STEP_LATENCY = 6
-#: LIF array latency (``rtl.lif.LIFArray.LATENCY``)
-LIF_LATENCY = 4
-#: cycles from a row's read to its first MAC command's accept: read, load, the scanner's token, the command
-SCAN_LATENCY = 4
-#: cycles of a spiking row besides n G + G: first event (4), STEP -> outputs (S), LIF (4)
-ROW_OVERHEAD = SCAN_LATENCY + MAC_STEP_LATENCY + LIF_LATENCY
+#: cycles from a row's read to its first MAC command's accept: read, hold, load, the scanner's
+#: token, the command
+SCAN_LATENCY = 5
+#: cycles of a readout step's row without events: read, hold, load, one scan cycle
+EMPTY_STEP_CYCLES = 4
 #: cycles of an op besides its rows: the op-start and next-op states
 OP_OVERHEAD = 2
 
@@ -52,6 +53,20 @@ OP_OVERHEAD = 2
 def wta_query_interval(spec) -> int:
     """I = G_w + k + 4 (``rtl.wta_attention.WTAAttention.query_interval``)."""
     return spec.groups + spec.top_k + 4
+
+
+def lif_latency(program: CoreProgram) -> int:
+    """A: the latency of the core's LIF array (``rtl.core.engine.lif_spec``: the program's LIF
+    template with run-time parameters and addressed beats; ``LIFSpec.latency``)."""
+    template = program.lif_template
+    if template is None:
+        return 0
+    return template.replace(addressed=True, runtime_params=True).latency
+
+
+def row_overhead(program: CoreProgram) -> int:
+    """Cycles of a spiking row besides n G + G: the first event (5), STEP -> outputs (S), the LIF (A)."""
+    return SCAN_LATENCY + MAC_STEP_LATENCY + lif_latency(program)
 
 
 def readout_row_cycles(counts: list[int], groups: int) -> int:
@@ -62,7 +77,7 @@ def readout_row_cycles(counts: list[int], groups: int) -> int:
         start = a + SCAN_LATENCY if ready is None else max(a + SCAN_LATENCY, ready)
         if n == 0:
             if t < last_step:
-                a += 3                      # read, load, one scan cycle
+                a += EMPTY_STEP_CYCLES      # read, hold, load, one scan cycle
                 continue
             step = start
         else:
@@ -88,7 +103,7 @@ def op_cycles(program: CoreProgram, spec: CoreSpec, index: int, nnz: torch.Tenso
         rows = [[readout_row_cycles([int(n) for n in nnz[b, :, r]], g) for r in range(op.rows)]
                 for b in range(nnz.shape[0])]
         return torch.tensor([sum(x) for x in rows], dtype=torch.int64) + OP_OVERHEAD
-    per_row = nnz * g + g + ROW_OVERHEAD
+    per_row = nnz * g + g + row_overhead(program)
     return per_row.sum(dim=(1, 2)) + OP_OVERHEAD
 
 

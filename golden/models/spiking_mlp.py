@@ -24,14 +24,21 @@ PIXEL_FRAC = 4  # digits pixels are 0..16 = x * 2^4 exactly
 
 
 class SpikingMLP(nn.Module):
-    def __init__(self, hidden: int = 64, time_steps: int = 4, beta: float = 0.875, threshold: float = 1.0):
+    """``hidden2``, ``beta2`` and ``threshold2`` (layer 2's width, leak and threshold; default: layer 1's)
+    and ``reset_mode`` (both layers) let a NIR graph (``spikeforge/nir_io.py``) map onto the model."""
+
+    def __init__(self, hidden: int = 64, time_steps: int = 4, beta: float = 0.875, threshold: float = 1.0, *,
+                 hidden2: int | None = None, beta2: float | None = None, threshold2: float | None = None,
+                 reset_mode: str = "subtract"):
         super().__init__()
-        if time_steps < 1 or hidden < 1:
-            raise ValueError(f"time_steps and hidden must be >= 1, got {time_steps}, {hidden}")
+        hidden2 = hidden if hidden2 is None else hidden2
+        if time_steps < 1 or hidden < 1 or hidden2 < 1:
+            raise ValueError(f"time_steps, hidden and hidden2 must be >= 1, got {time_steps}, {hidden}, {hidden2}")
         self.time_steps = time_steps
-        self.layer1 = SpikingLinear(64, hidden, beta=beta, threshold=threshold)
-        self.layer2 = SpikingLinear(hidden, hidden, beta=beta, threshold=threshold)
-        self.readout = nn.Linear(hidden, 10)
+        self.layer1 = SpikingLinear(64, hidden, beta=beta, threshold=threshold, reset_mode=reset_mode)
+        self.layer2 = SpikingLinear(hidden, hidden2, beta=beta if beta2 is None else beta2,
+                                    threshold=threshold if threshold2 is None else threshold2, reset_mode=reset_mode)
+        self.readout = nn.Linear(hidden2, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.flatten(1)                                        # (B, 64)

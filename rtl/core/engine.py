@@ -200,24 +200,25 @@ class CoreEngine(wiring.Component):
             old[b.name] = Signal(data.ArrayLayout(unsigned(b.width), b.channels), name=f"old_{b.name}")
         found, index = _ffs(m, mask, "scan")
 
-        # Two registers in front of the MAC (so that the priority tree, the value multiplexer and
-        # the address multiply-add sit in different cycles): s1 holds the scanner's token (an
-        # event: input index and value, or the STEP), cmd the MAC command made from it.
+        # Two registers in front of the MAC (so that the priority tree sits in one cycle, the value
+        # multiplexer and the address multiply-add in the next): s1 holds the scanner's token (an
+        # event's input index, or the STEP), cmd the MAC command made from it. `vals` only changes
+        # in ROW_LOAD, when both are empty, so the value can be selected one cycle after the index.
         s1_valid = Signal()
         s1_step = Signal()
         s1_index = Signal(len(index), name="s1_index")
-        s1_value = Signal(signed(wx), name="s1_value")
         cmd_valid = Signal()
         cmd = Signal(mac.i_stream.payload.shape(), name="cmd")
         m.d.comb += [mac.i_stream.valid.eq(cmd_valid), mac.i_stream.payload.eq(cmd)]
         cmd_free = ~cmd_valid | mac.i_stream.ready
         s1_free = ~s1_valid | cmd_free
         with m.If(s1_valid & cmd_free):
-            m.d.sync += [cmd_valid.eq(1), cmd.groups.eq(k_groups), cmd.value.eq(s1_value)]
+            m.d.sync += [cmd_valid.eq(1), cmd.groups.eq(k_groups)]
             with m.If(s1_step):
-                m.d.sync += [cmd.kind.eq(STEP), cmd.addr.eq(k_bbase), cmd.shift.eq(k_shift)]
+                m.d.sync += [cmd.kind.eq(STEP), cmd.addr.eq(k_bbase), cmd.shift.eq(k_shift), cmd.value.eq(0)]
             with m.Else():
-                m.d.sync += [cmd.kind.eq(EVENT), cmd.addr.eq(k_wbase + s1_index * k_groups), cmd.shift.eq(0)]
+                m.d.sync += [cmd.kind.eq(EVENT), cmd.addr.eq(k_wbase + s1_index * k_groups), cmd.shift.eq(0),
+                             cmd.value.eq(vals[s1_index])]
         with m.Elif(cmd_valid & mac.i_stream.ready):
             m.d.sync += cmd_valid.eq(0)
         with m.If(s1_valid & cmd_free):
@@ -241,7 +242,7 @@ class CoreEngine(wiring.Component):
                 lif.o_stream.ready.eq(1),
             ]
             # The core never sends the LIF array a group that is still in its pipeline (a row's G
-            # groups are distinct and the same group comes back a row, >= 14 cycles, later), so the
+            # groups are distinct and the same group comes back a row, >= 16 cycles, later), so the
             # array is always ready: the MAC's output is not held by it, which keeps the LIF's
             # group compare out of the MAC's stall logic. The invariant is checked: a beat the
             # array does not take sets `lif_overrun`, reported in the status word's top bit.
@@ -345,18 +346,27 @@ class CoreEngine(wiring.Component):
                 else:
                     m.next = "ROW_READ"
             with m.State("ROW_READ"):
-                # the buffers read row_addr this cycle; their data is valid in ROW_LOAD
+                # the buffers read row_addr this cycle; their data is valid in ROW_HOLD
                 m.d.sync += cycles.eq(cycles + 1)
-                m.next = "ROW_LOAD"
-            with m.State("ROW_LOAD"):
+                m.next = "ROW_HOLD"
+            with m.State("ROW_HOLD"):
+                # the source row -> values; every buffer's row -> old (the residuals of the write-back).
+                # Registered here, and the nonzero mask made from the register in ROW_LOAD, so that
+                # a block RAM's clock-to-output delay is not followed by the compares in one cycle.
                 m.d.sync += cycles.eq(cycles + 1)
-                # the source row -> (values, nonzero mask); the destination row -> old (residuals)
                 for b in bufs:
                     row = rd_data[b.name]
                     with m.If(k_src == src_names.index(b.name)):
-                        m.d.sync += mask.eq(Cat(*(row[i] != 0 for i in range(b.channels))))
                         m.d.sync += [vals[i].eq(row[i]) for i in range(b.channels)]
+                        m.d.sync += [vals[i].eq(0) for i in range(b.channels, cmax)]
                     m.d.sync += old[b.name].eq(row)
+                m.next = "ROW_LOAD"
+            with m.State("ROW_LOAD"):
+                m.d.sync += cycles.eq(cycles + 1)
+                # values -> nonzero mask (a source row's value equals its buffer word: value_width
+                # holds every value, so "!= 0" is the same test on either)
+                with m.If(k_src != 0):
+                    m.d.sync += mask.eq(Cat(*(vals[i] != 0 for i in range(cmax))))
                 with m.If(k_src == 0):
                     if prog.input_kind == "pixels":
                         m.d.sync += mask.eq(Cat(*(sample[i] != 0 for i in range(self.n_inputs))))
@@ -371,8 +381,7 @@ class CoreEngine(wiring.Component):
                 m.d.sync += cycles.eq(cycles + 1)
                 with m.If(found):
                     with m.If(s1_free):
-                        m.d.sync += [s1_valid.eq(1), s1_step.eq(0), s1_index.eq(index), s1_value.eq(vals[index]),
-                                     mask.eq(mask & (mask - 1))]
+                        m.d.sync += [s1_valid.eq(1), s1_step.eq(0), s1_index.eq(index), mask.eq(mask & (mask - 1))]
                 with m.Elif(k_reduce & (t != k_steps - 1)):
                     # a readout sums over time: the next time step's row adds into the same sums, once
                     # this step's events have all reached the MAC (each step then costs a formula of
@@ -381,7 +390,7 @@ class CoreEngine(wiring.Component):
                         m.d.sync += [t.eq(t + 1), row_addr.eq(row_addr + k_rows)]
                         m.next = "ROW_READ"
                 with m.Elif(s1_free):
-                    m.d.sync += [s1_valid.eq(1), s1_step.eq(1), s1_value.eq(0)]
+                    m.d.sync += [s1_valid.eq(1), s1_step.eq(1)]
                     m.next = "DRAIN"
             with m.State("DRAIN"):
                 m.d.sync += cycles.eq(cycles + 1)

@@ -13,6 +13,9 @@ from typing import Any, Callable
 
 from golden.vectors import VectorSet
 
+#: the most elements one array of a vector set may hold (int64: 512 MiB)
+MAX_VECTOR_ELEMENTS = 1 << 26
+
 #: block modules, in the order the demo runs them
 BLOCK_MODULES = ("lif", "synapse", "mac", "topk", "wta", "mtts", "window")
 
@@ -24,6 +27,9 @@ class VectorOption:
     type: type
     default: Any
     help: str
+    #: the allowed range (inclusive; None: open); counts start at 1
+    low: Any = 1
+    high: Any = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,9 @@ class Block:
     #: larger configurations ``spikeforge synth --all`` sweeps besides the default spec:
     #: each a dict of spec-field overrides (empty: derived by ``synth_specs``)
     synth_configs: tuple = ()
+    #: (spec, **vector options) -> elements of the largest array ``make_vectors`` would make, so that
+    #: ``spikeforge vectors`` refuses a request over ``MAX_VECTOR_ELEMENTS`` before allocating anything
+    vector_size: Callable[..., int] | None = None
 
     def default_spec(self):
         return self.spec_cls()

@@ -41,6 +41,7 @@ BLOCK = Block(
         "steps": VectorOption(int, 32, "time steps per sequence"),
     },
     demo_vector_options={"sequences": 8, "steps": 40},
+    vector_size=lambda spec, sequences, steps: sequences * steps * spec.n_neurons,
     # 1024 neurons: a 256-deep state memory (block RAM); 16 lanes: 4x the datapath
     synth_configs=({"n_neurons": 1024}, {"n_neurons": 1024, "lanes": 16}),
 )

@@ -42,9 +42,11 @@ BLOCK = Block(
     vector_options={
         "layers": VectorOption(int, 8, "layers: each a run of EVENTs of G words, then a STEP"),
         "events": VectorOption(int, 32, "EVENTs per layer"),
-        "writes": VectorOption(float, 0.05, "probability of a run-time WRITE_W / WRITE_B between commands"),
+        "writes": VectorOption(float, 0.05, "probability of a run-time WRITE_W / WRITE_B between commands",
+                               low=0.0, high=1.0),
     },
     demo_vector_options={"layers": 12, "events": 40, "writes": 0.03},
     # 16 lanes: 4x the multipliers; 4096 x 4 weights and 256 accumulator words: block RAM
     synth_configs=({"lanes": 16}, {"weight_depth": 4096, "max_groups": 256, "bias_depth": 256}),
+    vector_size=lambda spec, layers, events, writes: layers * (events + spec.max_groups + 2) * (5 + spec.lanes),
 )

@@ -34,4 +34,5 @@ BLOCK = Block(
     work_done=lambda v: (int(v["values"].size), "values encoded"),
     vector_options={"beats": VectorOption(int, 1000, "input beats of P values")},
     demo_vector_options={"beats": 5000},
+    vector_size=lambda spec, beats: beats * spec.lanes * spec.time_steps,
 )

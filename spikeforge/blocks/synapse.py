@@ -44,7 +44,8 @@ BLOCK = Block(
     vector_options={
         "sequences": VectorOption(int, 4, "independent input sequences"),
         "steps": VectorOption(int, 32, "time steps per sequence"),
-        "rate": VectorOption(float, 0.1, "input spike probability per neuron and step"),
+        "rate": VectorOption(float, 0.1, "input spike probability per neuron and step", low=0.0, high=1.0),
     },
     demo_vector_options={"sequences": 4, "steps": 40, "rate": 0.1},
+    vector_size=lambda spec, sequences, steps, rate: sequences * steps * max(spec.n_inputs, spec.n_outputs),
 )

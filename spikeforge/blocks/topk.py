@@ -35,4 +35,5 @@ BLOCK = Block(
     work_done=lambda v: (int(v["scores"].shape[0] * v["scores"].shape[1]), "rows"),
     vector_options={"sequences": VectorOption(int, 128, "sequences of L rows of L scores")},
     demo_vector_options={"sequences": 128},
+    vector_size=lambda spec, sequences: sequences * spec.length * spec.length,
 )

@@ -36,4 +36,5 @@ BLOCK = Block(
     work_done=lambda v: (math.prod(v["windows"].shape[:-3]), "windows"),
     vector_options={"maps": VectorOption(int, 3, "maps streamed back to back")},
     demo_vector_options={"maps": 3},
+    vector_size=lambda spec, maps: maps * spec.height * spec.width * len(spec.dilations) * (2 * spec.radius + 1) ** 2 * spec.channels,
 )

@@ -35,4 +35,5 @@ BLOCK = Block(
     demo_vector_options={"sequences": 128},
     # the unit is one head: a larger configuration grows L, k and the lanes (not `heads`)
     synth_configs=({"length": 64, "k": 16, "lanes": 16},),
+    vector_size=lambda spec, sequences: sequences * spec.heads * spec.length * max(spec.length, spec.head_dim, spec.value_dim),
 )

@@ -37,6 +37,11 @@ TASKS = ("digits", "text-causal", "text-mlm")
 TRAIN_KEYS = ("epochs", "lr", "batch_size", "seq_len", "steps_per_epoch", "weight_decay", "max_chars",
               "eval_windows")
 MASK_FRACTION = 0.15
+#: model families trained by one name and a variant (``spikeforge train wta --variant mlm``): family ->
+#: variant -> recipe, the first variant the default; the recipes stay names of their own (aliases)
+VARIANTS = {"wta": {"causal": "wta-causal", "mlm": "wta-mlm"}}
+#: other words for a variant: the WTA Spiking Transformer's decoder is the causal LM, its encoder the masked LM
+VARIANT_SYNONYMS = {"wta": {"decoder": "causal", "encoder": "mlm"}}
 
 
 @dataclass(frozen=True)
@@ -59,10 +64,82 @@ class Recipe:
             if key not in merged:
                 raise ValueError(f"recipe {self.name!r} has no setting {key!r}; settings: "
                                  f"{', '.join(sorted(merged))}")
-            merged[key] = value
+            merged[key] = check_setting(self.name, key, value, self.defaults[key])
         train_cfg = {k: v for k, v in merged.items() if k in TRAIN_KEYS}
         model_cfg = {k: v for k, v in merged.items() if k not in TRAIN_KEYS}
         return train_cfg, model_cfg
+
+
+def _kind(value) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "a JSON list" + (f" of {_kind(value[0]).split(' ', 1)[1]}s" if value else "")
+    return type(value).__name__
+
+
+def check_setting(recipe: str, key: str, value, default):
+    """``value`` for setting ``key`` if it has the type of the recipe's default (an int is a float
+    too); else ``ValueError`` naming the setting, the value and the type allowed."""
+    def fail():
+        raise ValueError(f"recipe {recipe!r}: --set {key}={json.dumps(value) if not isinstance(value, str) else value}"
+                         f" is not {_kind(default) if default is not None else 'an integer or null'} "
+                         f"(the default is {json.dumps(default)})")
+    if default is None:                       # an optional count (e.g. max_chars)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            fail()
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            fail()
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            fail()
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            fail()
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            fail()
+        return value
+    if isinstance(default, (list, tuple)):
+        if not isinstance(value, (list, tuple)) or (default and not all(
+                type(v) is type(default[0]) for v in value)):
+            fail()
+        return type(default)(value)
+    return value
+
+
+def resolve_recipe(name: str, variant: str | None = None) -> str:
+    """The recipe behind ``spikeforge train NAME [--variant V]``: a family's variant, or the recipe itself."""
+    if name in VARIANTS:
+        variants = VARIANTS[name]
+        if variant is None:
+            return next(iter(variants.values()))
+        variant = VARIANT_SYNONYMS.get(name, {}).get(variant, variant)
+        if variant not in variants:
+            words = list(variants) + list(VARIANT_SYNONYMS.get(name, {}))
+            raise ValueError(f"--variant {variant!r} is not a variant of {name!r}; allowed: {', '.join(words)}")
+        return variants[variant]
+    if variant is not None:
+        for family, variants in VARIANTS.items():
+            if name in variants.values():
+                wanted = VARIANT_SYNONYMS.get(family, {}).get(variant, variant)
+                if variants.get(wanted) == name:
+                    return name
+                raise ValueError(f"--variant {variant!r} contradicts the recipe {name!r}; give "
+                                 f"'{family} --variant ...' or the recipe alone")
+        raise ValueError(f"--variant goes with a model family ({', '.join(VARIANTS)}), not with {name!r}")
+    return name
 
 
 _RECIPES: dict[str, Recipe] = {}
@@ -168,7 +245,17 @@ def train(name: str, *, epochs: int | None = None, lr: float | None = None, batc
         if key not in train_cfg:
             raise ValueError(f"recipe {name!r} defines no {key!r}")
     if train_cfg["epochs"] < 1 or train_cfg["batch_size"] < 1 or not train_cfg["lr"] > 0:
-        raise ValueError("epochs and batch size must be >= 1 and the learning rate > 0")
+        raise ValueError(f"epochs and batch size must be >= 1 and the learning rate > 0; got epochs "
+                         f"{train_cfg['epochs']}, batch_size {train_cfg['batch_size']}, lr {train_cfg['lr']}")
+    for key in ("seq_len", "steps_per_epoch", "eval_windows", "max_chars"):
+        value = train_cfg.get(key)
+        if value is not None and value < 1:
+            raise ValueError(f"recipe {name!r}: {key} must be >= 1, got {value}")
+    if train_cfg.get("weight_decay", 0.0) < 0:
+        raise ValueError(f"recipe {name!r}: weight_decay must be >= 0, got {train_cfg['weight_decay']}")
+    if max_minutes is not None and not (isinstance(max_minutes, (int, float)) and math.isfinite(max_minutes)
+                                        and max_minutes > 0):
+        raise ValueError(f"--max-minutes must be a number > 0, got {max_minutes!r}")
     torch.manual_seed(seed)
     dataset = load_dataset(recipe, train_cfg, seed)
     vocab_size = None if recipe.task == "digits" else dataset.vocab.size
@@ -239,6 +326,8 @@ def train(name: str, *, epochs: int | None = None, lr: float | None = None, batc
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
     """Rebuild the model of a checkpoint written by ``train``; returns (model in eval mode, checkpoint)."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"checkpoint {path} is a directory; give the .pt file that spikeforge train wrote")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -246,7 +335,8 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
     except Exception as exc:  # torch raises many types for a damaged file
         # torch's messages run over many lines: the first says what went wrong
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise ValueError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {first})") from None
+        raise ValueError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {first}); give a .pt file "
+                         f"that spikeforge train wrote") from None
     if not isinstance(ckpt, dict) or "recipe" not in ckpt or "state_dict" not in ckpt:
         raise ValueError(f"{path} is not a Spikeforge checkpoint")
     recipe = get_recipe(ckpt["recipe"])

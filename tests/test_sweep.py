@@ -1,0 +1,150 @@
+"""``spikeforge sweep``: Dask execution, cache and resume, failures, Pareto fronts, knobs, area model, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from spikeforge import cli
+from spikeforge import sweep as sw
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A 2-worker LocalCluster (threads: fast to start); the sweep reaches it by --scheduler ADDRESS."""
+    from distributed import LocalCluster
+
+    c = LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None)
+    yield c
+    c.close()
+
+
+def _points(samples=8):
+    pts = [sw.Point("tiny", "spiking-mlp", {"lanes": 4}), sw.Point("tiny", "spiking-mlp", {"lanes": 8}),
+           sw.Point("tiny", "spiking-mlp", {"membrane": 4})]   # threshold 2^f does not fit 4 bits: fails
+    for p in pts:
+        p.samples = samples
+    return pts
+
+
+def test_tiny_sweep_on_two_workers_failure_and_resume(cluster, tmp_path):
+    cache = tmp_path / "cache"
+    first = sw.run_points(_points(), cache_dir=cache, scheduler=cluster.scheduler_address, progress=False)
+    assert first.computed == 3 and first.cached == 0
+    by = {json.dumps({k: r[k] for k in ("lanes", "membrane")}): r for r in first.records}
+    bad = by[json.dumps({"lanes": 8, "membrane": 4})]
+    assert bad["status"] == "error" and "threshold" in bad["error"] and "SpecError" in bad["error"]
+    ok4, ok8 = by[json.dumps({"lanes": 4, "membrane": None})], by[json.dumps({"lanes": 8, "membrane": None})]
+    for r in (ok4, ok8):
+        assert r["status"] == "ok" and r["mode"] == "evaluated" and 0 <= r["accuracy"] <= 1
+    # the lanes change the cost, never the arithmetic
+    assert ok4["accuracy"] == ok8["accuracy"] and ok4["sops"] == ok8["sops"]
+    assert ok4["cycles"] > ok8["cycles"] > 0
+    files = sorted(p.name for p in cache.glob("*.json"))
+    assert len(files) == 3
+
+    # a second run computes nothing new: every point comes from the cache, no task is submitted
+    second = sw.run_points(_points(), cache_dir=cache, scheduler="tcp://127.0.0.1:1", progress=False)
+    assert second.computed == 0 and second.cached == 3
+    assert sorted(p.name for p in cache.glob("*.json")) == files
+    assert [r["status"] for r in second.records] == [r["status"] for r in first.records]
+
+    # an interrupted sweep (one result missing) resumes with exactly that point
+    (cache / f"{ok4['key']}.json").unlink()
+    third = sw.run_points(_points(), cache_dir=cache, scheduler=cluster.scheduler_address, progress=False)
+    assert third.computed == 1 and third.cached == 2
+    assert next(r for r in third.records if r["key"] == ok4["key"])["cycles"] == ok4["cycles"]
+
+    # the failure is in the CSV with its error; the others complete
+    out = sw.write_outputs("tiny", third.records, tmp_path / "out")
+    rows = list(csv.DictReader(open(tmp_path / "out" / "tiny.csv")))
+    assert sorted(r["status"] for r in rows) == ["error", "ok", "ok"]
+    assert "threshold" in next(r for r in rows if r["status"] == "error")["error"]
+    assert {p.suffix for p in out} == {".csv", ".json", ".svg"}
+
+
+def test_cache_key_changes_with_knobs_seed_and_version():
+    a = sw.Point("s", "wta-causal", {"k": 4})
+    assert a.key("v1") != sw.Point("s", "wta-causal", {"k": 8}).key("v1")
+    assert a.key("v1") != a.key("v2")
+    # the seed only matters where mismatch is on; the study name never (same computation)
+    assert a.key("v1") == sw.Point("other", "wta-causal", {"k": 4}, seed=7).key("v1")
+    m = sw.Point("s", "wta-causal", {"sigma": 0.1})
+    assert m.key("v1") != sw.Point("s", "wta-causal", {"sigma": 0.1}, seed=2).key("v1")
+
+
+def test_pareto_front_hand_made():
+    rows = [{"name": n, "energy": e, "accuracy": a} for n, e, a in
+            [("a", 1.0, 0.50), ("b", 2.0, 0.70), ("c", 2.0, 0.60), ("d", 3.0, 0.70), ("e", 4.0, 0.90),
+             ("f", 0.5, 0.40), ("g", 5.0, 0.85)]]
+    rows.append({"name": "failed", "energy": None, "accuracy": None, "status": "error"})
+    front = sw.pareto_front(rows, "energy")
+    # c is dominated by b (same energy, lower accuracy), d by b, g by e
+    assert [r["name"] for r in front] == ["f", "a", "b", "e"]
+
+
+def test_knobs_applied_at_evaluation():
+    base = sw.evaluate_point(sw.Point("t", "spiking-mlp", {}, samples=16))
+    from golden.core import run_program
+    from spikeforge.core import accuracy, held_out_samples, load_core_model
+
+    cm = load_core_model("spiking-mlp", debug_taps=False)
+    x, y, m = held_out_samples(cm, 16)
+    run = run_program(cm.program, x, current_width=cm.spec.current_width)
+    assert base["accuracy"] == accuracy(run.logits, y.unsqueeze(1), m.unsqueeze(1))
+    short = sw.evaluate_point(sw.Point("t", "spiking-mlp", {"T": 2}, samples=16))
+    assert short["status"] == "ok" and short["cycles"] < base["cycles"] and short["energy_nj"] < base["energy_nj"]
+    # top-k beyond the sequence length is refused by the WTA spec: a recorded error
+    bad = sw.evaluate_point(sw.Point("t", "wta-causal", {"k": 33}, samples=2))
+    assert bad["status"] == "error" and "k" in bad["error"]
+    assert sw.evaluate_point(sw.Point("t", "spiking-mlp", {"k": 2}, samples=2))["status"] == "error"
+
+
+def test_log_quantization_and_mismatch():
+    w = torch.randint(-127, 128, (16, 24), generator=torch.Generator().manual_seed(3))
+    for levels in (3, 5, 7):
+        q = sw.log_quantize_weights(w, levels)
+        mags = q.abs()[q != 0]
+        assert bool(((mags & (mags - 1)) == 0).all())                       # powers of two
+        assert len(torch.unique(mags)) <= levels
+        assert torch.equal(torch.sign(q[q != 0]), torch.sign(w[q != 0]))
+    # no mismatch: the effective grid is exactly W << F
+    assert torch.equal(sw.mismatch_weights(w, 0.0, 0, 1, 0), w << sw.MISMATCH_FRAC)
+    noisy = sw.mismatch_weights(w, 0.1, 0, 1, 0)
+    rel = ((noisy - (w << sw.MISMATCH_FRAC)).double() / (w << sw.MISMATCH_FRAC).double().clamp(min=1))[w > 8]
+    assert 0.05 < float(rel.std()) < 0.15                                    # about sigma
+    assert not torch.equal(noisy, sw.mismatch_weights(w, 0.1, 0, 2, 0))      # the seed is the cells' key
+
+
+def test_area_model_fit_and_exact_rows():
+    rows = []
+    for lanes, luts in ((1, 1100.0), (2, 1200.0), (4, 1400.0), (8, 1800.0)):      # 100 LUTs a lane + 1000
+        rows.append({"model": "m", "lanes": lanes, "wta_lanes": 4, "target": "ice40", "status": "ok",
+                     "source": "synthesis cache", "luts": luts, "ffs": 2 * luts, "bram": 4.0, "dsp": 3.0 * lanes,
+                     "fmax_mhz": None})
+    rows.append({"model": "m", "lanes": 8, "wta_lanes": 4, "target": "ecp5", "status": "ok",
+                 "source": "synthesis.csv", "luts": 900.0, "ffs": 1800.0, "bram": 2.0, "dsp": 24.0, "fmax_mhz": 70.0})
+    am = sw.AreaModel.fit(rows)
+    assert am.loo_error["luts"] < 1e-9 and am.slopes[("ice40", "luts")] == pytest.approx(100.0)
+    # carried to ECP5 in proportion to the P = 8 rows: 100 x 900 / 1800
+    pred, source = am.predict("m", 4, 4, "ecp5")
+    assert source == "area model" and pred["luts"] == pytest.approx(900.0 - 4 * 50.0)
+    exact, source = am.predict("m", 8, 4, "ecp5")
+    assert source == "synthesis.csv" and exact["luts"] == 900.0 and exact["fmax_mhz"] == 70.0
+
+
+@pytest.mark.parametrize("argv, allowed", [
+    (["sweep", "run", "nope"], "studies: wta-k"),
+    (["sweep", "run", "custom", "--models", "spiking-mlp", "--set", "bogus=1"], "knobs: k, T, lanes"),
+    (["sweep", "run", "custom", "--models", "nonsense", "--set", "lanes=4"], "sweep models: spiking-mlp"),
+    (["sweep", "run", "custom", "--models", "spiking-mlp", "--set", "lanes=four"], "lanes takes int"),
+    (["sweep", "run", "lanes", "--scheduler", "not an address"], "tcp://HOST:PORT"),
+    (["sweep", "run", "lanes", "--scheduler", "tcp://127.0.0.1:1"], "cannot connect"),
+])
+def test_bad_input_one_line(argv, allowed, capsys, tmp_path):
+    rc = cli.main(argv + ["--cache", str(tmp_path / "c"), "--out", str(tmp_path / "o"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and len(err.splitlines()) == 1 and allowed in err, err
