@@ -13,9 +13,16 @@ Ratio = integer speed / float speed (> 1: the integer model is faster).
 
     python bench/bench_golden_speed.py [--reps 7] [--quick] [--thp] [--no-baseline]
 
-Most of the integer LIF's time at these sizes is the kernel faulting in the fresh pages of its
-two int64 (..., T, N) outputs (16 bytes per neuron-step; snnTorch's float32 results are 8);
-``--thp`` shows the loop without most of that cost.
+At these sizes the integer LIF's two int64 (..., T, N) outputs (16 bytes per neuron-step;
+snnTorch's float32 results are 8) cost more to fault in than the loop costs to fill them, so
+``lif_run`` asks for huge pages on them (``golden/alloc.py``: ``madvise(MADV_HUGEPAGE)``, what
+torch does with ``THP_MEM_ALLOC_ENABLE=1``, but only on the golden outputs; snnTorch runs as
+installed). The row "... 4 KiB pages" is the same call with that advice off
+(``golden.alloc.HUGEPAGES = False``), to show what it is worth on this machine (the kernel's THP
+mode is printed; with ``never`` both rows are the same). ``--thp`` gives both sides huge pages.
+
+The whole model's integer forward computes its int64 products with ``golden.layers.int_matmul``
+(several output columns packed per int64 word where provably exact).
 
 snnTorch is a bench-only dependency: ``pip install 'spikeforge[bench]'`` (or ``pip install
 snntorch``); without it the bench says so and exits with status 2.
@@ -81,9 +88,26 @@ def main(argv=None) -> int:
                          leak_mode="shift", leak_shift=3)
     spec_mul = spec_shift.replace(membrane_width=24, input_width=24, leak_mode="multiply",
                                   leak_beta=224, leak_frac_bits=8)
+    from golden import alloc
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            thp_mode = f.read().split("[")[1].split("]")[0]
+    except (OSError, IndexError):
+        thp_mode = "unknown"
+
+    def four_k(fn):  # the same call with the huge-page advice off
+        def run():
+            alloc.HUGEPAGES = False
+            try:
+                return fn()
+            finally:
+                alloc.HUGEPAGES = True
+        return run
+
     print(f"torch {torch.__version__}, snntorch {snntorch.__version__}, threads {torch.get_num_threads()}, "
-          f"median of {args.reps} interleaved repetitions")
-    print(f"{'case':40s} {'shape (B, T, N)':>18s} {'ms':>9s} {'M neurons/s':>12s} {'int/snnTorch':>13s}")
+          f"median of {args.reps} interleaved repetitions, kernel THP mode {thp_mode}, "
+          f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', 'unset')}")
+    print(f"{'case':42s} {'shape (B, T, N)':>18s} {'ms':>9s} {'M neurons/s':>12s} {'int/snnTorch':>13s}")
     for batch in args.batches:
         currents = lif_random_currents(spec_shift, batch, steps, seed=batch)       # (B, T, N) int64
         currents_tf = currents.movedim(1, 0).contiguous()                           # (T, B, N)
@@ -103,7 +127,8 @@ def main(argv=None) -> int:
         cases = {"snntorch.Leaky float32": snn_run,
                  "lif_run int (shift leak)": lambda: lif_run(spec_shift, currents),
                  "lif_run int (multiply leak, Wv 24)": lambda: lif_run(spec_mul, currents),
-                 "lif_run_time_first int (shift leak)": lambda: lif_run_time_first(spec_shift, currents_tf)}
+                 "lif_run_time_first int (shift leak)": lambda: lif_run_time_first(spec_shift, currents_tf),
+                 "lif_run int (shift leak), 4 KiB pages": four_k(lambda: lif_run(spec_shift, currents))}
         if not args.no_baseline:
             def per_step_loop():  # lif_run as it was before issue 14: lif_step per step, then stack
                 state, spk_rec, mem_rec = lif_init_state(spec_shift, (batch,)), [], []
@@ -118,7 +143,7 @@ def main(argv=None) -> int:
         base = updates / med["snntorch.Leaky float32"]
         for name, sec in med.items():
             rate = updates / sec
-            print(f"{name:40s} {str((batch, steps, n)):>18s} {sec * 1e3:9.1f} {rate / 1e6:12.1f} "
+            print(f"{name:42s} {str((batch, steps, n)):>18s} {sec * 1e3:9.1f} {rate / 1e6:12.1f} "
                   f"{rate / base:13.2f}")
 
     # whole model: spiking MLP, integer forward vs float forward

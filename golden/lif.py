@@ -45,7 +45,7 @@ from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 import torch
 from torch import nn
 
-from . import fixed
+from . import alloc, fixed
 from .spec import SpecBase, SpecError, check_bool, check_choice, check_int
 
 LEAK_MODES = ("shift", "multiply")
@@ -327,8 +327,9 @@ def lif_run(spec: LIFSpec, currents: torch.Tensor) -> LIFTrace:
     (``_lif_scan``), with the same results as calling ``lif_step`` T times.
     """
     currents = _check_currents(spec, currents)
-    spikes = torch.empty(currents.shape, dtype=torch.int64)
-    membrane = torch.empty(currents.shape, dtype=torch.int64)
+    # huge-page backed: faulting in the fresh outputs was most of the run time (golden/alloc.py)
+    spikes = alloc.empty(currents.shape, torch.int64)
+    membrane = alloc.empty(currents.shape, torch.int64)
     _lif_scan(spec, currents.movedim(-2, 0), spikes.movedim(-2, 0), membrane.movedim(-2, 0))
     return LIFTrace(spikes, membrane)
 
@@ -339,8 +340,9 @@ def lif_run_time_first(spec: LIFSpec, currents: torch.Tensor) -> LIFTrace:
     if currents.dim() < 2:
         raise ValueError(f"currents must have shape (T, ..., {spec.n_neurons}); got {tuple(currents.shape)}")
     currents = _check_currents(spec, currents)
-    spikes = torch.empty(currents.shape, dtype=torch.int64)
-    membrane = torch.empty(currents.shape, dtype=torch.int64)
+    # huge-page backed: faulting in the fresh outputs was most of the run time (golden/alloc.py)
+    spikes = alloc.empty(currents.shape, torch.int64)
+    membrane = alloc.empty(currents.shape, torch.int64)
     _lif_scan(spec, currents, spikes, membrane)
     return LIFTrace(spikes, membrane)
 

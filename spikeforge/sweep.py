@@ -17,8 +17,11 @@ hands the run to ``estimate.core.estimate_core``. It returns
   whose lane count differs (``AreaModel``; its leave-one-out error is in every report).
 
 Knobs (``KNOBS``; ``None`` = the checkpoint's own value). Every knob is applied at evaluation time
-to the trained checkpoint (``mode = evaluated``); ``--retrain`` retrains the checkpoint first for
-the knobs that change training (T, k; ``mode = retrained``, expensive):
+to the trained checkpoint (``mode = evaluated``); ``--retrain`` (or a study with ``retrain = True``:
+``time-steps-retrained``, ``wta-k-retrained``) retrains the checkpoint first for the knobs that change
+training (T, k; ``mode = retrained``, expensive): the shipped checkpoint's recipe, settings and seed
+with the point's T or k, trained once into ``<cache>/checkpoints/`` (``trained_checkpoint``: named by
+a hash of the settings, epochs and seed, not the code version, so a re-evaluation does not retrain):
 
 ``k``         WTA top-k of every attention layer (k_ratio set to 0); the core's WTA unit takes it
 ``T``         time steps of the integer model (the core walks them)
@@ -88,7 +91,7 @@ COST_AXES = {"energy_nj": "energy / sample (nJ, 45 nm)", "cycles": "cycles / sam
 CSV_COLUMNS = ("study", "model", "status", "mode", "seed", *KNOBS, "samples", "accuracy", "bpc", "perplexity",
                "cycles", "utilisation", "sops", "energy_nj", "energy_nj_7nm", "luts_ecp5", "ffs_ecp5",
                "bram_ecp5", "dsp_ecp5", "fmax_ecp5", "luts_xilinx7", "ffs_xilinx7", "bram_xilinx7",
-               "dsp_xilinx7", "area_source", "seconds", "error", "key")
+               "dsp_xilinx7", "area_source", "train_epochs", "train_steps", "train_seconds", "seconds", "error", "key")
 
 
 class SweepError(ValueError):
@@ -106,6 +109,9 @@ class Study:
     models: tuple[str, ...]
     grids: tuple[dict[str, tuple], ...]
     seeds: tuple[int, ...] = (1,)
+    #: retrain the checkpoint for each point's training knobs (T, k), for ``epochs`` (None: the shipped's)
+    retrain: bool = False
+    epochs: int | None = None
 
     def points(self, models: Iterable[str] | None = None, seeds: Iterable[int] | None = None) -> list["Point"]:
         out, seen = [], set()
@@ -115,7 +121,7 @@ class Study:
                 for values in itertools.product(*(grid[k] for k in keys)):
                     knobs = dict(zip(keys, values))
                     for seed in (tuple(seeds) if seeds else self.seeds):
-                        p = Point(self.name, model, knobs, seed)
+                        p = Point(self.name, model, knobs, seed, retrain=self.retrain, epochs=self.epochs)
                         if p.ident() not in seen:
                             seen.add(p.ident())
                             out.append(p)
@@ -136,6 +142,11 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
           seeds=(1, 2, 3)),
     Study("membrane", "LIF membrane width against accuracy and energy",
           ("spiking-mlp", "wta-causal"), ({"membrane": (8, 10, 12, 14, 16, 20, 24)},)),
+    # retrained studies: every point trains its own checkpoint once (cached in <cache>/checkpoints)
+    Study("time-steps-retrained", "time steps T, the spiking MLP retrained for each T (recipe settings, 8 epochs)",
+          ("spiking-mlp",), ({"T": (1, 2, 3, 4, 6, 8)},), retrain=True),
+    Study("wta-k-retrained", "WTA top-k, wta-causal retrained for each k (the shipped budget: 4 epochs x 150 steps)",
+          ("wta-causal",), ({"k": (1, 2, 4, 8, 16)},), retrain=True),
 )}
 
 
@@ -329,27 +340,66 @@ def apply_knobs(int_model, knobs: dict, seed: int, seq_len: int | None = None) -
 
 # ---- one point (a Dask task) -----------------------------------------------------------------------
 
-def _load(point: Point, knobs: dict, cache_dir: str | None):
-    """(model, ckpt, checkpoint path, mode): the shipped checkpoint, or a retrained one for the training knobs."""
+def retrain_overrides(ckpt: dict, knobs: dict) -> dict:
+    """The training knobs of a point as recipe settings (k also sets k_ratio = 0)."""
+    overrides = {TRAIN_KEYS[k]: knobs[k] for k in TRAIN_KEYS if knobs[k] is not None}
+    if "k" in overrides and "k_ratio" in ckpt["config"]:
+        overrides["k_ratio"] = 0.0
+    return overrides
+
+
+def trained_checkpoint(recipe: str, settings: dict, epochs: int, seed: int, cache_dir: str | Path | None,
+                       name: str | None = None) -> tuple[Path, dict]:
+    """(path, training record) of recipe ``recipe`` trained with ``settings`` for ``epochs`` epochs, seed
+    ``seed``: trained once into ``<cache>/checkpoints/`` and reused. The file name is a hash of (name,
+    settings, epochs, seed), not of the code version, so a code change re-evaluates a retrained point
+    but does not retrain it (delete the folder to retrain). The record (``.json`` beside the
+    checkpoint): epochs and steps run, seconds of training, the recipe's held-out metrics."""
+    from spikeforge.training import train
+
+    name = name or recipe
+    tag = hashlib.sha256(json.dumps([name, settings, epochs, seed], sort_keys=True).encode()).hexdigest()[:16]
+    out = Path(cache_dir or default_cache_dir()) / "checkpoints" / f"{name}-{tag}.pt"
+    side = out.with_suffix(".json")
+    if not out.exists() or not side.exists():
+        tmp = out.with_suffix(".pt.tmp")
+        rep = train(recipe, epochs=epochs, seed=seed, out=tmp, progress=False, overrides=settings)
+        steps = rep.config["train"].get("steps_per_epoch")
+        info = {"recipe": recipe, "settings": settings, "epochs": rep.epochs_run, "seconds": round(rep.seconds, 1),
+                "steps": rep.epochs_run * steps if steps else None, "metrics": rep.metrics}
+        tmp.replace(out)
+        side.write_text(json.dumps(info, indent=1) + "\n")
+    return out, json.loads(side.read_text())
+
+
+def retrained_checkpoint(model: str, overrides: dict, epochs: int | None, cache_dir: str | Path | None,
+                         ckpt: dict | None = None) -> tuple[Path, dict]:
+    """``trained_checkpoint`` of the shipped checkpoint of ``model`` retrained with ``overrides``: the same
+    recipe, model config, training settings and seed as the shipped one, ``epochs`` epochs (None: the
+    shipped checkpoint's)."""
     from spikeforge.core import resolve_checkpoint
-    from spikeforge.training import load_checkpoint, train
+    from spikeforge.training import load_checkpoint
+
+    if ckpt is None:
+        _, ckpt = load_checkpoint(resolve_checkpoint(model))
+    settings = {**ckpt["config"], **{k: v for k, v in ckpt["train"].items() if k != "epochs"}, **overrides}
+    return trained_checkpoint(model, settings, epochs or ckpt["train"].get("epochs"), ckpt["seed"], cache_dir)
+
+
+def _load(point: Point, knobs: dict, cache_dir: str | None):
+    """(model, ckpt, checkpoint path, mode, training record or None): the shipped checkpoint, or a retrained
+    one for the training knobs (``retrained_checkpoint``)."""
+    from spikeforge.core import resolve_checkpoint
+    from spikeforge.training import load_checkpoint
 
     path = resolve_checkpoint(point.model)
     if not point.retrained():
         model, ckpt = load_checkpoint(path)
-        return model, ckpt, path, "evaluated"
+        return model, ckpt, path, "evaluated", None
     _, ckpt = load_checkpoint(path)
-    overrides = {TRAIN_KEYS[k]: knobs[k] for k in TRAIN_KEYS if knobs[k] is not None}
-    if "k" in overrides and "k_ratio" in ckpt["config"]:
-        overrides["k_ratio"] = 0.0
-    tag = hashlib.sha256(json.dumps([point.model, overrides, point.epochs, ckpt["seed"]], sort_keys=True)
-                         .encode()).hexdigest()[:16]
-    out = Path(cache_dir or default_cache_dir()) / "checkpoints" / f"{point.model}-{tag}.pt"
-    if not out.exists():
-        train(point.model, epochs=point.epochs or ckpt["train"].get("epochs"), seed=ckpt["seed"], out=out,
-              progress=False, overrides={**{k: v for k, v in ckpt["train"].items() if k != "epochs"}, **overrides})
+    out, info = retrained_checkpoint(point.model, retrain_overrides(ckpt, knobs), point.epochs, cache_dir, ckpt)
     model, ckpt = load_checkpoint(out)
-    return model, ckpt, out, "retrained"
+    return model, ckpt, out, "retrained", info
 
 
 def evaluate_point(point: Point, cache_dir: str | None = None) -> dict:
@@ -379,7 +429,7 @@ def _evaluate(point: Point, knobs: dict, cache_dir: str | None) -> dict:
     from golden.core import compile_model, run_program, spec_for_program
     from spikeforge.core import CoreModel, held_out_samples
 
-    model, ckpt, path, mode = _load(point, knobs, cache_dir)
+    model, ckpt, path, mode, trained = _load(point, knobs, cache_dir)
     int_model = model.to_integer()
     seq_len = ckpt.get("train", {}).get("seq_len")
     apply_knobs(int_model, knobs, point.seed, seq_len)
@@ -393,6 +443,9 @@ def _evaluate(point: Point, knobs: dict, cache_dir: str | None) -> dict:
     mask = mask if mask.dim() == 2 else mask.unsqueeze(1)
     hits = (logits.argmax(dim=-1) == targets) & mask
     out: dict[str, Any] = {"mode": mode, "accuracy": float(hits.sum()) / max(1, int(mask.sum()))}
+    if trained is not None:
+        out.update({"train_epochs": trained["epochs"], "train_steps": trained["steps"],
+                    "train_seconds": trained["seconds"], "train_metrics": trained["metrics"]})
     if program.input_kind == "tokens":
         logp = torch.log_softmax(logits.double() / program.logit_scale, dim=-1)
         nll = -logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)[mask]
@@ -830,10 +883,11 @@ def sweep(study: str, *, models: list[str] | None = None, grid: dict[str, tuple]
     else:
         st = get_study(study)
         if grid:
-            st = Study(st.name, st.title, st.models, (grid,), st.seeds)
+            st = Study(st.name, st.title, st.models, (grid,), st.seeds, st.retrain, st.epochs)
     points = st.points(models, seeds)
     for p in points:
-        p.samples, p.retrain, p.epochs = samples, retrain, epochs
+        p.samples, p.retrain = samples, retrain or st.retrain
+        p.epochs = epochs if epochs is not None else st.epochs
         p.full_knobs()
     result = run_points(points, **run_kwargs)
     return result, write_outputs(st.name, result.records, Path(out_dir), st)

@@ -216,6 +216,7 @@ SEMANTIC = [
     (("core", "run"), ["nosuch"], ("nosuch",)),
     (("core", "report"), ["-o", "{dir}"], ("-o", "is a directory")),
     (("core", "report"), ["--samples", "0"], ("--samples", "0")),
+    (("core", "report"), ["--reuse-cosim", "-o", "{root}/none/core.md"], ("--reuse-cosim", "cannot read")),
     (("estimate",), ["nosuch"], ("nosuch",)),
     (("estimate",), ["spiking-mlp", "--samples", "0"], ("--samples", "0")),
     (("estimate",), ["spiking-mlp", "--fmax", "0"], ("--fmax", "0")),

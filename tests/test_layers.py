@@ -98,3 +98,51 @@ def test_spiking_mlp_integer_forward_equals_the_layer_by_layer_run():
         assert torch.equal(out["currents2"], c2) and torch.equal(out["spikes2"], t2.spikes)
         logits = torch.matmul(t2.spikes, model.readout.weight.t()).sum(0) + steps * model.readout.bias
         assert torch.equal(out["logits"], logits)
+
+
+def _int_matmul_cases():
+    """(x, weight) pairs: random, every value at a range edge, the field width at its edge, overflow-prone."""
+    g = torch.Generator().manual_seed(14)
+    for trial in range(600):
+        k = int(torch.randint(1, 70, (), generator=g))
+        n = int(torch.randint(1, 40, (), generator=g))
+        wb = int(torch.randint(1, 33, (), generator=g))
+        xb = int(torch.randint(0, 33, (), generator=g))
+        w_lo, w_hi = (-1, 1) if wb == 1 else (-(1 << (wb - 1)), (1 << (wb - 1)) - 1)
+        w = torch.randint(w_lo, w_hi + 1, (n, k), generator=g)
+        if trial % 3 == 0:  # only the extremes: every partial sum at its bound
+            w = torch.where(torch.rand(n, k, generator=g) < 0.5, w_lo, w_hi)
+        shape = [(k,), (5, k), (2, 3, k), (0, k), (4, 0, k)][trial % 5]
+        x_lo = 0 if trial % 2 else -(1 << xb)
+        x = torch.randint(x_lo, 1 << xb, shape, generator=g)
+        if trial % 4 == 1 and x.numel():
+            x = torch.where(torch.rand(shape, generator=g) < 0.5, x_lo, (1 << xb) - 1)
+        yield x, w
+    # spikes against 8-bit weights (the models' case), all ones: the bound itself is reached
+    yield torch.ones(3, 256, dtype=torch.int64), torch.full((256, 256), -128, dtype=torch.int64)
+    yield torch.ones(3, 256, dtype=torch.int64), torch.full((7, 256), 127, dtype=torch.int64)
+    yield torch.zeros(3, 0, dtype=torch.int64), torch.zeros(4, 0, dtype=torch.int64)
+
+
+def test_int_matmul_equals_torch_matmul():
+    """The column-packed integer product is the plain int64 product, value for value."""
+    from golden.layers import int_matmul
+    for x, w in _int_matmul_cases():
+        ref = torch.matmul(x, w.t())
+        got = int_matmul(x, w, min_columns=2)   # packed from 2 columns on (the default packs from 65)
+        assert got.dtype == ref.dtype == torch.int64 and got.shape == ref.shape
+        assert torch.equal(got, ref), (tuple(x.shape), tuple(w.shape))
+        got = int_matmul(x, w)
+        assert got.dtype == ref.dtype == torch.int64 and got.shape == ref.shape
+        assert torch.equal(got, ref), (tuple(x.shape), tuple(w.shape))
+
+
+def test_quant_linear_packed_equals_the_plain_equation():
+    """QuantLinear (packed product, in-place shift and bias) against ((x W^T) >> fi) + b written out."""
+    g = torch.Generator().manual_seed(3)
+    for fi in (0, 4):
+        w = torch.randint(-128, 128, (96, 64), generator=g)
+        b = torch.randint(-1000, 1000, (96,), generator=g)
+        x = torch.randint(0, 17, (4, 5, 64), generator=g)
+        q = QuantLinear(weight=w, bias=b, weight_frac=6, input_frac=fi)
+        assert torch.equal(q(x), (torch.matmul(x, w.t()) >> fi) + b)

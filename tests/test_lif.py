@@ -667,3 +667,40 @@ def test_fast_lif_run_at_the_int32_edge_of_the_multiply_leak():
         trace = lif_run(spec, currents)
         assert torch.equal(trace.spikes, spikes) and torch.equal(trace.membrane, membrane)
         assert int(membrane.min()) == lo and int(membrane.max()) <= hi
+
+
+def test_lif_run_huge_page_outputs_change_nothing(monkeypatch):
+    """Outputs large enough for the huge-page advice (golden/alloc.py) are the same values, plain tensors."""
+    from golden import alloc
+    from golden.layers import lif_run_time_first
+    spec = LIFSpec(n_neurons=1024, lanes=1, membrane_width=16, input_width=12, threshold=1024)
+    currents = lif_random_currents(spec, 8, 80, seed=5)        # 8 x 80 x 1024 int64 = 5 MiB per output
+    assert currents.numel() * 8 >= alloc.MIN_BYTES
+    with_hp = lif_run(spec, currents), lif_run_time_first(spec, currents.movedim(1, 0))
+    monkeypatch.setattr(alloc, "HUGEPAGES", False)
+    without = lif_run(spec, currents), lif_run_time_first(spec, currents.movedim(1, 0))
+    for a, b in zip(with_hp, without):
+        for x, y in zip(a, b):
+            assert x.dtype == torch.int64 and x.is_contiguous() and torch.equal(x, y)
+            assert x.untyped_storage().nbytes() == x.numel() * 8
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_stage_p_early_threshold_compare_at_the_rails(seed):
+    """Run-time multiply leak (stage P, the threshold test prepared as total - theta a stage
+    early) at a narrow membrane: currents at the rails saturate both ways, thresholds up to
+    v_max, every reset mode, refractory or not, random stalls; against lif_run_beats."""
+    rng = random.Random(seed)
+    spec = modes(LIFSpec(n_neurons=12, lanes=4, membrane_width=8, input_width=8, threshold=50,
+                         leak_mode="multiply", leak_beta=200, leak_frac_bits=8, refractory=rng.choice([0, 2])))
+    assert spec.pipeline_stages == 4 and spec.overflow == "saturate"
+    extremes = [-128, -127, -1, 0, 1, 126, 127]
+    beats = [{"group": rng.randrange(spec.groups), "first": int(rng.random() < 0.05),
+              "current": [rng.choice(extremes) if rng.random() < 0.6 else rng.randint(-128, 127) for _ in range(4)],
+              "threshold": rng.choice([1, 2, 63, 64, 126, 127, rng.randint(1, 127)]),
+              "leak": rng.choice([0, 1, 128, 255, 256]), "reset": rng.randrange(3)} for _ in range(300)]
+    inputs, expected = lif_beat_stream(spec, beats)
+    run = run_stream(LIFArray(spec), inputs, len(expected), seed=seed, valid_prob=0.7, ready_prob=0.7)
+    assert run.outputs == [pack(lif_output_layout(spec), b) for b in expected]
+    spikes = sum(bin(b["spikes"]).count("1") for b in expected)
+    assert 0 < spikes < 300 * 4                       # some lanes fire, some do not

@@ -26,10 +26,12 @@ LIF array (A = 5 cycles with the run-time multiply leak, 4 with the shift leak:
                     MAC); the STEP is accepted at c = s_{T-1} (n = 0) or R; the row takes
                     c + S + G cycles.
 
-    WTA attention   T H (2 L + 2 + L I),  I = G_w + k + 4 (``WTAAttention.query_interval``):
-                    every K/V load and every Q row is one read cycle and one send cycle; a
-                    query is accepted I cycles after the previous one and its output appears
-                    I cycles later; the next head starts the cycle after the last output.
+    WTA attention   T H (3 L + 3 + L I),  I = G_w + k + 4 (``WTAAttention.query_interval``):
+                    every K/V load is a read, a hold (the beat's registers) and a send
+                    cycle; so is the first Q row; every later query is accepted I cycles
+                    after the previous one (its read and hold hide in that wait) and its
+                    output appears I cycles later; the next head starts the cycle after
+                    the last output.
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ def op_cycles(program: CoreProgram, spec: CoreSpec, index: int, nnz: torch.Tenso
     if isinstance(op, AttentionOp):
         wta = op.wta.replace(lanes=spec.wta_lanes)
         length = wta.length
-        per = op.steps * op.heads * (2 * length + 2 + length * wta_query_interval(wta))
+        per = op.steps * op.heads * (3 * length + 3 + length * wta_query_interval(wta))
         return torch.full((nnz.shape[0] if nnz is not None else 1,), per + OP_OVERHEAD, dtype=torch.int64)
     g = program.groups(op)
     if op.reduce_time:

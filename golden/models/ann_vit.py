@@ -32,9 +32,13 @@ class _Linear(nn.Linear):
 
 
 class AnnBlock(nn.Module):
-    def __init__(self, dim: int, heads: int, mlp_ratio: int):
+    """Pre-norm softmax transformer block; ``causal``: query i attends to keys j <= i only, and only those
+    L (L + 1) / 2 pairs are counted as MACs."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: int, causal: bool = False):
         super().__init__()
         self.heads = heads
+        self.causal = causal
         self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.qkv = _Linear(dim, 3 * dim)
         self.proj = _Linear(dim, dim)
@@ -46,8 +50,12 @@ class AnnBlock(nn.Module):
         B, N, D = x.shape
         q, k, v = self.qkv(self.ln1(x)).chunk(3, dim=-1)
         q, k, v = (t.reshape(B, N, self.heads, D // self.heads).transpose(1, 2) for t in (q, k, v))
-        energy.count_macs(self.meter_name + ".attn", 2 * B * N * N * D)
-        att = torch.softmax(q @ k.transpose(-1, -2) / (D // self.heads) ** 0.5, dim=-1)
+        pairs = N * (N + 1) // 2 if self.causal else N * N
+        energy.count_macs(self.meter_name + ".attn", 2 * B * pairs * D)
+        scores = q @ k.transpose(-1, -2) / (D // self.heads) ** 0.5
+        if self.causal:
+            scores = scores.masked_fill(torch.ones(N, N, dtype=torch.bool, device=x.device).triu(1), float("-inf"))
+        att = torch.softmax(scores, dim=-1)
         x = x + self.proj((att @ v).transpose(1, 2).reshape(B, N, D))
         return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
 

@@ -146,20 +146,29 @@ class CoreEngine(wiring.Component):
         # ---- the input sample, in registers
         inp = prog.input_buffer
         sample = Array(Signal(unsigned(inp.width), name=f"sample{i}") for i in range(self.n_inputs))
+        # a token row's token id, registered in ROW_HOLD (the L-way select, then its one-hot compare)
+        tok = Signal(unsigned(inp.width), name="tok")
 
         # ---- the program, as constant tables indexed by the op counter
         pc = Signal(range(max(2, n_ops)), name="pc")
 
-        def table(values, width=None, name=""):
+        def table(values, width=None, name="", registered=True):
+            """An op's constant: ``values[pc]``, registered (one cycle behind pc: pc changes
+            only in NEXT_OP, and only OP_START, which reads ``k_is_attention`` alone, comes
+            before the op's first use), so the table's multiplexer is not in any unit's path."""
             values = [int(v) for v in values]
             w = width if width is not None else max(1, max(max(values), 0).bit_length())
-            return Array(C(v, w) for v in values)[pc]
+            if not registered:
+                return Array(C(v, w) for v in values)[pc]
+            reg = Signal(w, name=f"k_{name}" if name else None)
+            m.d.sync += reg.eq(Array(C(v, w) for v in values)[pc])
+            return reg
 
         def per_op(fn, default=0):
             return [fn(op) if isinstance(op, LinearOp) else default for op in ops]
 
         groups_of = {i: prog.groups(op) for i, op in enumerate(ops) if isinstance(op, LinearOp)}
-        k_is_attention = table([int(isinstance(op, AttentionOp)) for op in ops])
+        k_is_attention = table([int(isinstance(op, AttentionOp)) for op in ops], registered=False)
         k_rows = table(per_op(lambda op: op.rows))
         k_steps = table([op.steps for op in ops])
         k_groups = table([groups_of.get(i, 1) for i in range(n_ops)])
@@ -197,7 +206,10 @@ class CoreEngine(wiring.Component):
         mask = Signal(cmax, name="mask")
         old = {}
         for b in bufs:
-            old[b.name] = Signal(data.ArrayLayout(unsigned(b.width), b.channels), name=f"old_{b.name}")
+            # every buffer's row as read (ROW_HOLD): the residuals of the write-back, and the
+            # source row of the scan (the block RAM's output goes straight into a register)
+            elem = signed(b.width) if b.signed else unsigned(b.width)
+            old[b.name] = Signal(data.ArrayLayout(elem, b.channels), name=f"old_{b.name}")
         found, index = _ffs(m, mask, "scan")
 
         # Two registers in front of the MAC (so that the priority tree sits in one cycle, the value
@@ -303,9 +315,16 @@ class CoreEngine(wiring.Component):
             t_base = Signal(range(max(b.rows for b in bufs) + 1), name="t_base")
             send = Signal()
             send_kind = Signal()
+            # the Q, K and V rows read, registered in ATT_HOLD: a block RAM's clock-to-output
+            # (5.8 ns on an ECP5 DP16KD), the head and kind multiplexers and the unit's LUT-RAM
+            # write would not fit one cycle; the multiplexers work on the registers
+            att_rows = {name: Signal(len(rd_data[name].as_value()), name=f"att_{name}")
+                        for name in dict.fromkeys((aop.q, aop.k, aop.v))}
+            att_width = {name: prog.buffers[name].width for name in att_rows}
+
             def head_slice(name):
-                row = rd_data[name]
-                return Array(Cat(*(row[hh * dh + e] for e in range(dh))) for hh in range(heads))[h]
+                row, w = att_rows[name], att_width[name]
+                return Array(row[(hh * dh) * w:(hh * dh + dh) * w] for hh in range(heads))[h]
             m.d.comb += [wta.i_stream.valid.eq(send), wta.i_stream.payload.kind.eq(send_kind),
                          wta.i_stream.payload.qk.eq(Mux(send_kind == KIND_QUERY, head_slice(aop.q),
                                                         head_slice(aop.k))),
@@ -350,30 +369,29 @@ class CoreEngine(wiring.Component):
                 m.d.sync += cycles.eq(cycles + 1)
                 m.next = "ROW_HOLD"
             with m.State("ROW_HOLD"):
-                # the source row -> values; every buffer's row -> old (the residuals of the write-back).
-                # Registered here, and the nonzero mask made from the register in ROW_LOAD, so that
-                # a block RAM's clock-to-output delay is not followed by the compares in one cycle.
+                # every buffer's row -> old (the residuals of the write-back, and the source row):
+                # the block RAMs' outputs go straight into registers, and the source multiplexer
+                # and the nonzero compares work on them in ROW_LOAD
                 m.d.sync += cycles.eq(cycles + 1)
                 for b in bufs:
-                    row = rd_data[b.name]
-                    with m.If(k_src == src_names.index(b.name)):
-                        m.d.sync += [vals[i].eq(row[i]) for i in range(b.channels)]
-                        m.d.sync += [vals[i].eq(0) for i in range(b.channels, cmax)]
-                    m.d.sync += old[b.name].eq(row)
+                    m.d.sync += old[b.name].eq(rd_data[b.name])
+                if prog.input_kind != "pixels":
+                    m.d.sync += tok.eq(sample[r])
                 m.next = "ROW_LOAD"
             with m.State("ROW_LOAD"):
                 m.d.sync += cycles.eq(cycles + 1)
-                # values -> nonzero mask (a source row's value equals its buffer word: value_width
-                # holds every value, so "!= 0" is the same test on either)
-                with m.If(k_src != 0):
-                    m.d.sync += mask.eq(Cat(*(vals[i] != 0 for i in range(cmax))))
+                # the source row -> (values, nonzero mask)
+                for b in bufs:
+                    row = old[b.name]
+                    with m.If(k_src == src_names.index(b.name)):
+                        m.d.sync += mask.eq(Cat(*(row[i] != 0 for i in range(b.channels))))
+                        m.d.sync += [vals[i].eq(row[i]) for i in range(b.channels)]
                 with m.If(k_src == 0):
                     if prog.input_kind == "pixels":
                         m.d.sync += mask.eq(Cat(*(sample[i] != 0 for i in range(self.n_inputs))))
                         m.d.sync += [vals[i].eq(sample[i]) for i in range(self.n_inputs)]
                     else:
                         vocab = prog.meta["vocab"]
-                        tok = sample[r]
                         m.d.sync += mask.eq(Cat(*((tok == i) | ((r + vocab) == i) for i in range(cmax))))
                         m.d.sync += [vals[i].eq(1) for i in range(cmax)]
                 m.next = "SCAN"
@@ -417,6 +435,11 @@ class CoreEngine(wiring.Component):
                 with m.State("ATT_READ"):
                     # K and V rows (load phase) or the Q row (query phase) of row_addr
                     m.d.sync += cycles.eq(cycles + 1)
+                    m.next = "ATT_HOLD"
+                with m.State("ATT_HOLD"):
+                    # the rows read -> the beat's registers
+                    m.d.sync += cycles.eq(cycles + 1)
+                    m.d.sync += [reg.eq(rd_data[name].as_value()) for name, reg in att_rows.items()]
                     m.next = "ATT_SEND"
                 with m.State("ATT_SEND"):
                     m.d.sync += cycles.eq(cycles + 1)

@@ -30,7 +30,7 @@ from golden import data
 
 #: recipe modules, listed in the order `spikeforge train --help` shows them
 TRAIN_MODULES = ("spiking_mlp", "spikformer", "spike_driven_v2", "spiking_resformer", "teformer", "ann_vit",
-                 "wta_causal", "wta_mlm", "matterhorn", "lsformer")
+                 "wta_causal", "wta_mlm", "ann_causal", "matterhorn", "lsformer")
 
 TASKS = ("digits", "text-causal", "text-mlm")
 #: keys of a recipe's ``defaults`` that configure training, not the model
