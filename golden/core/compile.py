@@ -162,6 +162,8 @@ MISSING = {
     "IntLSFormer": ("stem", "convolutions, dilated window attention (the window buffer), integer layer norm and "
                     "spiking response pooling"),
     "AnnViT": ("every layer", "spiking neurons: it is the non-spiking reference (softmax, real matmuls)"),
+    "AnnCausalLM": ("every layer", "spiking neurons: it is the non-spiking softmax reference of the WTA "
+                                   "causal LM (softmax, real matmuls)"),
 }
 
 
