@@ -41,6 +41,9 @@ Per block (k the beat index, all counts from the golden input)
 * MTTS encoder (latency 1): beat k at k, its output at ``k + 1``.
 * Dilated window buffer: position n (maps back to back) taken at n, its window at
   ``n + lead + 1`` (lead = R W + R in 2-D, R in 1-D, R = w max(d)).
+* ALIF array (latency 5, ``alif_timing``): the G WRITEs that load theta_n / b_n take a cycle
+  each; update k of group g_k at ``a_k = max(a_(k-1) + 1, a_j + 4)``, its output at ``a_k + 5``:
+  1 update a cycle for G >= 4, G every 4 cycles for G < 4.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
+from golden.alif import ALIFSpec
 from golden.lif import LIFSpec
 from golden.mac import EVENT, STEP, MACSpec, check_commands
 from golden.mtts import MTTSSpec
@@ -125,6 +129,27 @@ def lif_timing(spec: LIFSpec, n_beats: int | None = None, groups: Sequence[int] 
         accepts.append(a)
         last[g] = a
     return BlockTiming(accepts, [a + spec.latency for a in accepts])
+
+
+# ---- ALIF array ------------------------------------------------------------------------------------
+
+def alif_timing(spec: ALIFSpec, kinds: Sequence[int], groups: Sequence[int]) -> BlockTiming:
+    """ALIF array (``rtl.alif.ALIFArray``): beat k of kind ``kinds[k]`` (0 update, 1 WRITE) and group
+    ``groups[k]`` (for updates: the cyclic order unless addressed). ``a_0 = 0``; a WRITE at
+    ``a_(k-1) + 1``; an update at ``max(a_(k-1) + 1, a_j + 4)`` (j the previous update of its group),
+    its output at ``a_k + 5``."""
+    accepts: list[int] = []
+    outputs: list[int] = []
+    last: dict[int, int] = {}
+    for kind, g in zip(kinds, groups):
+        a = accepts[-1] + 1 if accepts else 0
+        if int(kind) == 0:
+            if int(g) in last:
+                a = max(a, last[int(g)] + spec.pipeline_stages)
+            last[int(g)] = a
+            outputs.append(a + spec.latency)
+        accepts.append(a)
+    return BlockTiming(accepts, outputs)
 
 
 # ---- synapse engine -------------------------------------------------------------------------------
@@ -289,4 +314,14 @@ def block_timing(name: str, spec, arrays) -> BlockTiming:
         return mtts_timing(spec, arr("values").shape[0])
     if name == "window":
         return window_timing(spec, arr("maps").shape[0])
-    raise KeyError(f"no cycle estimator for block {name!r}; known: lif, synapse, mac, topk, wta, mtts, window")
+    if name == "alif":
+        if "current" in arrays:                   # a beat-level file: its beats after the loads of its init
+            lanes = spec.lanes
+            init = arr("init_theta").reshape(-1, lanes)
+            loads = int((init.min(axis=1) >= 1).sum())
+            return alif_timing(spec, [1] * loads + arr("kind").tolist(), [0] * loads + arr("group").tolist())
+        s, t, _ = arr("currents").shape
+        n = s * t * spec.groups
+        return alif_timing(spec, [1] * spec.groups + [0] * n,
+                           list(range(spec.groups)) + [k % spec.groups for k in range(n)])
+    raise KeyError(f"no cycle estimator for block {name!r}; known: lif, synapse, mac, topk, wta, mtts, window, alif")

@@ -139,16 +139,32 @@ class LIFArray(wiring.Component):
     -------
     i_stream : In(stream.Signature(lif_input_layout(spec)))
     o_stream : Out(stream.Signature(lif_output_layout(spec)))
+    hazard : Out(1), only with ``interlock=False``
+        High in a cycle where ``i_stream.valid`` is high and the offered beat's group is in
+        flight (the stall rule's condition), i.e. where the interlock would have stalled it.
+
+    Feeders that space their groups themselves
+    ------------------------------------------
+    ``LIFArray(spec, interlock=False)`` leaves the group compare out of ``i_stream.ready``
+    (then ``ready`` = stage M empty or moving on): for a feeder that never offers a beat whose
+    group is in flight, such as the core, whose rows of G distinct groups come back >= 16
+    cycles apart. The compare still runs, off the accept path, and drives ``hazard``, so the
+    feeder can check its guarantee (the core keeps a sticky status bit). A beat offered while
+    ``hazard`` is high is accepted and reads a stale state word: the outputs are then wrong.
     """
 
-    def __init__(self, spec: LIFSpec):
+    def __init__(self, spec: LIFSpec, *, interlock: bool = True):
         if not isinstance(spec, LIFSpec):
             raise TypeError(f"LIFArray needs a LIFSpec, got {type(spec).__name__}")
         self.spec = spec
-        super().__init__({
+        self.interlock = bool(interlock)
+        members = {
             "i_stream": In(stream.Signature(lif_input_layout(spec))),
             "o_stream": Out(stream.Signature(lif_output_layout(spec))),
-        })
+        }
+        if not self.interlock:
+            members["hazard"] = Out(1)
+        super().__init__(members)
 
     @staticmethod
     def latency(spec: LIFSpec) -> int:
@@ -274,7 +290,11 @@ class LIFArray(wiring.Component):
             hazard = 0
             for valid, group, writes_now in in_flight:
                 hazard = hazard | (valid & (group == incoming) & ~writes_now)
-            m.d.comb += self.i_stream.ready.eq(m_free & ~hazard)
+            if self.interlock:
+                m.d.comb += self.i_stream.ready.eq(m_free & ~hazard)
+            else:
+                # the feeder spaces its groups: the compare only reports (see the docstring)
+                m.d.comb += [self.i_stream.ready.eq(m_free), self.hazard.eq(self.i_stream.valid & hazard)]
         accept = self.i_stream.valid & self.i_stream.ready
 
         # the word read on the accept edge stays on rd.data until the beat leaves stage M

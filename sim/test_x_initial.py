@@ -33,6 +33,7 @@ X_VECTORS = {
     "wta": {"sequences": 8},                          # 128 queries
     "mtts": {"beats": 300},
     "window": {"maps": 1},                            # one 16 x 16 map
+    "alif": {"sequences": 2, "steps": 8},             # 2 x 8 steps x 16 groups = 256 beats
 }
 X_SEEDS = (1, 2, 3)
 

@@ -30,6 +30,7 @@ from golden import data
 from golden.core import compile_model, run_program, spec_for_program
 from golden.core.cycles import op_cycles, predict_cycles, useful_ops
 from golden.core.program import LinearOp
+from golden.alif import ALIFSpec
 from golden.lif import LIFSpec, lif_beat_reference, lif_reference
 from golden.mac import EVENT, STEP, Event, MACSpec, Step, mac_run
 from golden.mtts import MTTSSpec
@@ -46,6 +47,12 @@ SIM_DATA = Path(__file__).resolve().parents[1] / "sim" / "data"
 # ---- blocks: >= 3 specs each, chosen to cover every timing regime of its docstring ---------------
 
 BLOCK_CASES = {
+    "alif": [  # G = 1, 3 (the interlock), 16 (the default spec: one lane), 8 with 4 lanes and no noise
+        (ALIFSpec(n_neurons=4, lanes=4), {"sequences": 2, "steps": 4}),
+        (ALIFSpec(n_neurons=6, lanes=2, membrane_width=10, input_width=8, noise_width=4), {"sequences": 2, "steps": 4}),
+        (ALIFSpec(), {"sequences": 1, "steps": 3}),
+        (ALIFSpec(n_neurons=32, lanes=4, noise_width=0), {"sequences": 2, "steps": 3}),
+    ],
     "lif": [  # G = 1 and G = 2 (the interlock), G = 16, an addressed array with run-time parameters
         (LIFSpec(n_neurons=4, lanes=4), {"sequences": 2, "steps": 4}),
         (LIFSpec(n_neurons=8, lanes=4), {"sequences": 2, "steps": 4}),
@@ -141,6 +148,27 @@ def test_addressed_lif_in_any_group_order_equals_rtl():
     est = eb.block_timing("lif", spec, vectors.arrays)
     _assert_timing_equal(est, run)
     assert est.accept_cycles[:4] == [0, 3, 4, 6]                  # the stall rule by hand
+
+
+def test_addressed_alif_beats_with_writes_equal_rtl():
+    """An addressed ALIF beat file: its init loads, WRITEs between updates, any group order."""
+    from golden.alif import UPDATE, WRITE, alif_beat_reference
+
+    spec = ALIFSpec(n_neurons=16, lanes=4, membrane_width=12, input_width=10, noise_width=0, addressed=True)
+    rng = random.Random(3)
+    groups = [0, 0, None, 1, 0, 2, 3, 3, None, 1] + [rng.choice([None, 0, 1, 2, 3, 3]) for _ in range(30)]
+    beats = [{"kind": WRITE, "group": rng.randrange(4), "theta": [rng.randint(1, 400) for _ in range(4)],
+              "beta": [rng.randint(0, 256) for _ in range(4)]} if g is None else
+             {"kind": UPDATE, "group": g, "first": 0, "current": [rng.randint(-300, 500) for _ in range(4)]}
+             for g in groups]
+    init = torch.tensor([100] * 12 + [0] * 4), torch.tensor([200] * 16)   # group 3 unloaded: not written at start
+    beats = beats[:5] + [{"kind": WRITE, "group": 3, "theta": [50] * 4, "beta": [256] * 4}] + beats[5:]
+    vectors = _vector_set("alif", spec, alif_beat_reference(spec, beats, *init))
+    spec, run = _simulate_block("alif", vectors)
+    est = eb.block_timing("alif", spec, vectors.arrays)
+    _assert_timing_equal(est, run)
+    # 3 loads (0 1 2), then updates 0, 0 (4 after), WRITE, update 1, 0, WRITE 3, update 2, 3: by hand
+    assert est.accept_cycles[:10] == [0, 1, 2, 3, 7, 8, 9, 11, 12, 13]
 
 
 def test_synapse_counters_equal_the_hardware_counters():

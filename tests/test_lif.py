@@ -704,3 +704,50 @@ def test_stage_p_early_threshold_compare_at_the_rails(seed):
     assert run.outputs == [pack(lif_output_layout(spec), b) for b in expected]
     spikes = sum(bin(b["spikes"]).count("1") for b in expected)
     assert 0 < spikes < 300 * 4                       # some lanes fire, some do not
+
+
+@pytest.mark.parametrize("leak_mode", ["shift", "multiply"])
+def test_without_interlock_ready_ignores_the_group_and_hazard_reports_it(leak_mode):
+    """``LIFArray(spec, interlock=False)`` (the core's feeder spaces its groups): with the output
+    always ready every offered beat is accepted at once, whatever its group, and ``hazard`` is high
+    exactly where the stall rule would have held the beat: beat k (accepted in cycle k) while a
+    beat of its group was accepted in one of the S - 1 cycles before (it is then in stage M, A or P,
+    not yet writing). Beats spaced S apart by their feeder still give lif_run_beats' answer."""
+    from amaranth.sim import Simulator
+
+    rng = random.Random(5)
+    spec = modes(LIFSpec(n_neurons=16, lanes=4, leak_mode=leak_mode, leak_beta=12, leak_frac_bits=4))
+    stages = spec.pipeline_stages
+    groups = [rng.randrange(spec.groups) for _ in range(80)]
+    beats = [{"group": g, "first": int(rng.random() < 0.2), "current": [rng.randint(-500, 1500) for _ in range(4)],
+              "threshold": rng.randint(1, 2000), "leak": rng.randint(1, 15), "reset": rng.randrange(3)}
+             for g in groups]
+    want_hazard = [int(g in groups[max(0, k - stages + 1):k]) for k, g in enumerate(groups)]
+    assert 0 < sum(want_hazard) < len(groups)  # both cases occur
+    dut = LIFArray(spec, interlock=False)
+    words = [pack(dut.i_stream.payload.shape(), b) for b in lif_beat_stream(spec, beats)[0]]
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(dut.o_stream.ready, 1)
+        for word in words:
+            ctx.set(dut.i_stream.valid, 1)
+            ctx.set(dut.i_stream.payload.as_value(), word)
+            _, _, ready, hazard = await ctx.tick().sample(dut.i_stream.ready, dut.hazard)
+            seen.append((int(ready), int(hazard)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert [r for r, _ in seen] == [1] * len(groups)
+    assert [h for _, h in seen] == want_hazard
+
+    # the core's order: rows of the G distinct groups, each row after the previous one's S cycles
+    spaced = [{**beats[k], "group": k % spec.groups} for k in range(len(beats))]
+    inputs, expected = lif_beat_stream(spec, spaced)
+    run = run_stream(LIFArray(spec, interlock=False), inputs, len(expected))
+    assert run.accept_cycles == list(range(len(inputs)))
+    assert run.outputs == [pack(lif_output_layout(spec), b) for b in expected]
+    with_interlock = run_stream(LIFArray(spec), inputs, len(expected))
+    assert with_interlock.outputs == run.outputs

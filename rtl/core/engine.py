@@ -123,7 +123,7 @@ class CoreEngine(wiring.Component):
         lspec = lif_spec(spec, prog)
         lif = None
         if lspec is not None:
-            m.submodules.lif = lif = LIFArray(lspec)
+            m.submodules.lif = lif = LIFArray(lspec, interlock=False)
         wspec = wta_spec(spec, prog)
         wta = None
         if wspec is not None:
@@ -193,7 +193,10 @@ class CoreEngine(wiring.Component):
         t = Signal(range(max(op.steps for op in ops) + 1), name="t")
         r = Signal(range(max([op.rows for op in ops if isinstance(op, LinearOp)] + [1]) + 1), name="r")
         lif_base = Signal(range(max(1, lspec.groups if lspec else 1) + 1), name="lif_base")
-        g_in = Signal(range(mspec.max_groups + 1), name="g_in")
+        # the LIF group of the row's next MAC beat (lif_base + the beats so far), kept in a register
+        # of its own (set in ROW_READ, stepped with each MAC beat) so that no adder sits in front
+        # of the LIF array's state address
+        lif_group = Signal.like(lif_base, name="lif_group")
         g_out = Signal(range(mspec.max_groups + 1), name="g_out")
         cycles = Signal(STATUS_WIDTH, name="cycles")
         in_count = Signal(range(self.n_inputs + 1), name="in_count")
@@ -247,7 +250,7 @@ class CoreEngine(wiring.Component):
             m.d.comb += [
                 lif.i_stream.payload.current.eq(mac_o.payload.current),
                 lif.i_stream.payload.first.eq(t == 0),
-                lif.i_stream.payload.group.eq(lif_base + g_in),
+                lif.i_stream.payload.group.eq(lif_group),
                 lif.i_stream.payload.threshold.eq(k_threshold),
                 lif.i_stream.payload.leak.eq(k_leak),
                 lif.i_stream.payload.reset.eq(k_reset),
@@ -255,17 +258,18 @@ class CoreEngine(wiring.Component):
             ]
             # The core never sends the LIF array a group that is still in its pipeline (a row's G
             # groups are distinct and the same group comes back a row, >= 16 cycles, later), so the
-            # array is always ready: the MAC's output is not held by it, which keeps the LIF's
-            # group compare out of the MAC's stall logic. The invariant is checked: a beat the
-            # array does not take sets `lif_overrun`, reported in the status word's top bit.
+            # array runs without its interlock and is always ready: the MAC's output is not held by
+            # it, and the group compare stays out of the accept path. The invariant is checked: a
+            # beat offered while its group is in flight (`hazard`), or one the array does not take,
+            # sets `lif_overrun`, reported in the status word's top bit.
             m.d.comb += [lif.i_stream.valid.eq(mac_o.valid & k_lif), mac_o.ready.eq(1)]
-            with m.If(lif.i_stream.valid & ~lif.i_stream.ready):
+            with m.If(lif.hazard | (lif.i_stream.valid & ~lif.i_stream.ready)):
                 m.d.sync += lif_overrun.eq(1)
         else:
             m.d.comb += mac_o.ready.eq(1)
         mac_beat = mac_o.valid & mac_o.ready
         with m.If(mac_beat):
-            m.d.sync += g_in.eq(g_in + 1)
+            m.d.sync += lif_group.eq(lif_group + 1)
         is_lif_op = k_lif if lif is not None else C(0, 1)
         # currents (spiking layers) or logits (readouts) on tap channel a
         with m.If(mac_beat & (~is_lif_op | taps)):
@@ -313,6 +317,9 @@ class CoreEngine(wiring.Component):
             j = Signal(range(length + 1), name="j")
             o = Signal(range(length + 1), name="o")
             t_base = Signal(range(max(b.rows for b in bufs) + 1), name="t_base")
+            # the beat offered to the WTA unit: valid and kind are registers set in ATT_HOLD (equal
+            # to "in ATT_SEND" and "j == L" there), so no state decode or counter compare sits in
+            # front of the unit's accept logic
             send = Signal()
             send_kind = Signal()
             # the Q, K and V rows read, registered in ATT_HOLD: a block RAM's clock-to-output
@@ -355,7 +362,7 @@ class CoreEngine(wiring.Component):
                         m.next = "OP_START"
             with m.State("OP_START"):
                 m.d.sync += [cycles.eq(cycles + 1), t.eq(0), r.eq(0), row_addr.eq(0), lif_base.eq(0),
-                             g_in.eq(0), g_out.eq(0)]
+                             g_out.eq(0)]
                 if wta is not None:
                     m.d.sync += [h.eq(0), j.eq(0), o.eq(0), t_base.eq(0)]
                     with m.If(k_is_attention):
@@ -366,7 +373,7 @@ class CoreEngine(wiring.Component):
                     m.next = "ROW_READ"
             with m.State("ROW_READ"):
                 # the buffers read row_addr this cycle; their data is valid in ROW_HOLD
-                m.d.sync += cycles.eq(cycles + 1)
+                m.d.sync += [cycles.eq(cycles + 1), lif_group.eq(lif_base)]
                 m.next = "ROW_HOLD"
             with m.State("ROW_HOLD"):
                 # every buffer's row -> old (the residuals of the write-back, and the source row):
@@ -413,7 +420,7 @@ class CoreEngine(wiring.Component):
             with m.State("DRAIN"):
                 m.d.sync += cycles.eq(cycles + 1)
                 with m.If(row_done):
-                    m.d.sync += [g_in.eq(0), g_out.eq(0)]
+                    m.d.sync += g_out.eq(0)
                     with m.If(k_reduce):
                         m.d.sync += [t.eq(0), r.eq(r + 1), row_addr.eq(r + 1)]
                         with m.If(r == k_rows - 1):
@@ -440,11 +447,12 @@ class CoreEngine(wiring.Component):
                     # the rows read -> the beat's registers
                     m.d.sync += cycles.eq(cycles + 1)
                     m.d.sync += [reg.eq(rd_data[name].as_value()) for name, reg in att_rows.items()]
+                    m.d.sync += [send.eq(1), send_kind.eq(j == length)]
                     m.next = "ATT_SEND"
                 with m.State("ATT_SEND"):
                     m.d.sync += cycles.eq(cycles + 1)
-                    m.d.comb += [send.eq(1), send_kind.eq(j == length)]
                     with m.If(wta.i_stream.ready):
+                        m.d.sync += send.eq(0)
                         with m.If(j != length):
                             # a load beat: K, V row j
                             m.d.sync += j.eq(j + 1)
