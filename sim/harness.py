@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -130,22 +131,37 @@ def build(verilog: str, toplevel: str, build_args=BUILD_ARGS) -> Build:
     return _build(verilog, toplevel, large_args)
 
 
-def _build(verilog: str, toplevel: str, build_args) -> Build:
+def _build(verilog: str, toplevel: str, build_args, *, waves: bool = False, reuse_objects=()) -> Build:
+    """``waves``: link the trace writer (the runner's ``waves=True``: ``VM_TRACE=1``, so the
+    simulator calls ``Verilated::traceEverOn``); ``build_args`` then name the format
+    (``--trace-vcd`` / ``--trace-fst``), which also keys the cache.
+
+    ``reuse_objects``: object files of Verilator's runtime library (``verilated.o``, ...) from an
+    earlier build with the same arguments; they are placed in the build folder dated ahead, so
+    make (whose rule makes them depend on the freshly written ``Vtop.mk``) keeps them instead of
+    spending ~30 s of CPU compiling them again. They include no design header, so any design
+    built with the same arguments may share them (``sim.bulk`` does)."""
     from cocotb_tools.runner import get_runner
 
     verilator_env()
-    final = cache_root() / f"{toplevel}-{build_key(verilog, toplevel, build_args)}"
+    key_args = tuple(build_args) + (("VM_TRACE=1",) if waves else ())
+    final = cache_root() / f"{toplevel}-{build_key(verilog, toplevel, key_args)}"
     if (final / toplevel).is_file():
         return Build(final, toplevel, cached=True)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{toplevel}-", dir=final.parent))
     source = staging / f"{toplevel}.v"
     source.write_text(verilog)
+    ahead = time.time() + 3600
+    for obj in reuse_objects:
+        target = staging / Path(obj).name
+        shutil.copyfile(obj, target)
+        os.utime(target, (ahead, ahead))
     runner = get_runner("verilator")
     log = staging / "build.log"
     try:
         runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=staging,
-                     build_args=list(build_args), log_file=log)
+                     build_args=list(build_args), log_file=log, waves=waves)
     except (SystemExit, Exception) as exc:  # the runner exits on a failed build
         text = log.read_text()[-4000:] if log.exists() else ""
         shutil.rmtree(staging, ignore_errors=True)
@@ -212,13 +228,20 @@ class CosimReport:
 
     def explain(self) -> str:
         """The first differences, decoded through the output layout."""
+        from .bulk import first_differing_field
+
         lines = []
-        for index, got, want in self.result.first_errors:
+        cycles = getattr(self.result, "first_error_cycles", [])
+        for n, (index, got, want) in enumerate(self.result.first_errors):
             got_v = self.describe(int(got, 16))
+            at = f" at cycle {cycles[n]}" if n < len(cycles) else ""
             if want is None:
-                lines.append(f"beat {index}: unexpected extra beat {got_v}")
+                lines.append(f"beat {index}{at}: unexpected extra beat {got_v}")
             else:
-                lines.append(f"beat {index}: got {got_v}, expected {self.describe(int(want, 16))}")
+                want_v = self.describe(int(want, 16))
+                path, w, g = first_differing_field(got_v, want_v)
+                lines.append(f"beat {index}{at}: field {path} expected {w}, got {g} (whole beat: got {got_v}, "
+                             f"expected {want_v})")
         if self.result.missing:
             lines.append(f"{self.result.missing} expected beat(s) never arrived")
         return "\n".join(lines)
@@ -227,13 +250,15 @@ class CosimReport:
 def cosim(component: wiring.Component, toplevel: str, inputs: list, expected: list, workdir: Path,
           *, in_name: str = "i_stream", out_name: str = "o_stream", seed: int = 1,
           valid_prob: float = 0.75, ready_prob: float = 0.75, keep_cycles: bool = False,
-          x_seed: int | None = None) -> CosimReport:
+          x_seed: int | None = None, gaps: str = "random", timeout_cycles: int | None = None) -> CosimReport:
     """Check ``component`` under Verilator: stream ``inputs`` in, expect ``expected`` out, in order.
 
     ``inputs`` and ``expected`` are payload values (dicts / lists / ints nested
     like the stream layouts, as the block's beat functions produce them from
     golden vectors) or already packed ints. With ``x_seed``, the design is built with
     ``X_UNIQUE_ARGS`` and every initial X takes a random value drawn from that seed (0: zero).
+    ``gaps="xorshift"`` draws the valid/ready gaps from the bulk wrapper's generator
+    (``sim.streams.XorshiftGaps``), so ``sim.bulk.bulk_cosim`` with the same seed runs the same cycles.
     """
     in_layout = getattr(component, in_name).payload.shape()
     out_layout = getattr(component, out_name).payload.shape()
@@ -245,7 +270,8 @@ def cosim(component: wiring.Component, toplevel: str, inputs: list, expected: li
     stimulus = (workdir / "stimulus.json").resolve()
     save_stimulus(stimulus, words_in, words_out)
     config = BenchConfig(stimulus=str(stimulus), result=str((workdir / "result.json").resolve()),
-                         seed=seed, valid_prob=valid_prob, ready_prob=ready_prob, keep_cycles=keep_cycles)
+                         seed=seed, valid_prob=valid_prob, ready_prob=ready_prob, keep_cycles=keep_cycles,
+                         gaps=gaps, timeout_cycles=timeout_cycles)
     result = run_bench(built, "sim.stream_bench", config, workdir,
                        plusargs=() if x_seed is None else x_plusargs(x_seed))
     return CosimReport(result, built, lambda bits: unpack(out_layout, bits))

@@ -26,6 +26,66 @@ from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
 
 CLOCK_PERIOD_NS = 10
 
+#: the gap sources a bench can draw valid/ready from: Python's ``random.Random`` (the default)
+#: or the xorshift32 generator the bulk wrapper (``sim/bulk.py``) implements in hardware
+GAP_SOURCES = ("random", "xorshift")
+
+
+def _mix32(x: int) -> int:
+    """A 32-bit finaliser (MurmurHash3 fmix32): spreads consecutive seeds over the state space."""
+    x &= 0xFFFFFFFF
+    x ^= x >> 16
+    x = (x * 0x85EBCA6B) & 0xFFFFFFFF
+    x ^= x >> 13
+    x = (x * 0xC2B2AE35) & 0xFFFFFFFF
+    x ^= x >> 16
+    return x
+
+
+def xorshift_seed(seed: int, stream: int) -> int:
+    """Initial state of gap generator ``stream`` (0: input valid, 1: output ready) for ``seed``.
+
+    ``s0 = fmix32(seed * 2 + stream)``, with 0 (the one state xorshift never leaves) replaced by 1.
+    Mixing keeps the valid and ready sequences of one seed (and of seeds 1, 2, ...) unrelated,
+    which a raw xorshift of consecutive seeds would not be.
+    """
+    if seed < 0:
+        raise ValueError(f"a gap seed must be >= 0, got {seed}")
+    return _mix32(seed * 2 + stream) or 1
+
+
+def xorshift_threshold(prob: float) -> int:
+    """``round(p * 2^16)``, 0 .. 65536: a cycle is a hit when the state's top 16 bits are below it."""
+    if not 0.0 <= prob <= 1.0:
+        raise ValueError(f"a gap probability must be in [0, 1], got {prob}")
+    return int(round(prob * 65536))
+
+
+class XorshiftGaps:
+    """Marsaglia's xorshift32 as a per-cycle coin, exactly as the bulk wrapper computes it in Verilog.
+
+    Cycle c is a hit when ``(s_c >> 16) < T`` with ``T = xorshift_threshold(p)``, and
+    ``s_{c+1} = xs(s_c)`` with ``x ^= x << 13; x ^= x >> 17; x ^= x << 5`` (32 bits), ``s_0 =
+    xorshift_seed(seed, stream)``. The state advances on every cycle whether or not the coin
+    is used, so the sequence depends on the cycle number only (the hardware has no other clock).
+    """
+
+    def __init__(self, seed: int, stream: int, prob: float):
+        self.state = xorshift_seed(seed, stream)
+        self.threshold = xorshift_threshold(prob)
+
+    @staticmethod
+    def step(x: int) -> int:
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        return x
+
+    def __call__(self) -> bool:
+        hit = (self.state >> 16) < self.threshold
+        self.state = self.step(self.state)
+        return hit
+
 
 class StreamDriver:
     """Presents ``words`` on stream ``name`` in order, with seeded random valid gaps.
@@ -34,11 +94,14 @@ class StreamDriver:
     in ReadOnly (a beat is taken when valid and ready are both high).
     """
 
-    def __init__(self, dut, name: str, words: list[int], *, seed: int, valid_prob: float):
+    def __init__(self, dut, name: str, words: list[int], *, seed: int, valid_prob: float,
+                 gaps: Callable[[], bool] | None = None):
         self.valid = getattr(dut, f"{name}__valid")
         self.ready = getattr(dut, f"{name}__ready")
         self.payload = getattr(dut, f"{name}__payload")
         self.words, self.rng, self.valid_prob = words, random.Random(seed), valid_prob
+        # gaps: a per-cycle coin (e.g. XorshiftGaps) drawn on every cycle instead of rng
+        self.gaps = gaps
         self.sent = 0
         self.showing = False
         self.accept_cycles: list[int] = []
@@ -48,7 +111,11 @@ class StreamDriver:
         return self.sent >= len(self.words)
 
     def present(self):
-        self.showing = not self.done and self.rng.random() < self.valid_prob
+        if self.gaps is not None:
+            hit = self.gaps()  # drawn every cycle, as the hardware generator advances
+            self.showing = hit and not self.done
+        else:
+            self.showing = not self.done and self.rng.random() < self.valid_prob
         self.valid.value = int(self.showing)
         if self.showing:
             self.payload.value = self.words[self.sent]
@@ -62,16 +129,18 @@ class StreamDriver:
 class StreamMonitor:
     """Takes beats from stream ``name`` with seeded random back-pressure; calls ``on_beat(bits)``."""
 
-    def __init__(self, dut, name: str, *, seed: int, ready_prob: float, on_beat: Callable[[int], None]):
+    def __init__(self, dut, name: str, *, seed: int, ready_prob: float, on_beat: Callable[[int], None],
+                 gaps: Callable[[], bool] | None = None):
         self.valid = getattr(dut, f"{name}__valid")
         self.ready = getattr(dut, f"{name}__ready")
         self.payload = getattr(dut, f"{name}__payload")
         self.rng, self.ready_prob, self.on_beat = random.Random(seed), ready_prob, on_beat
+        self.gaps = gaps
         self.taking = False
         self.output_cycles: list[int] = []  # always kept: the result reports the last one
 
     def present(self):
-        self.taking = self.rng.random() < self.ready_prob
+        self.taking = self.gaps() if self.gaps is not None else self.rng.random() < self.ready_prob
         self.ready.value = int(self.taking)
 
     def observe(self, cycle: int):
@@ -124,6 +193,7 @@ class BenchResult:
     missing: int            # expected beats that never arrived
     accept_cycles: list[int]
     output_cycles: list[int]
+    first_error_cycles: list[int] = field(default_factory=list)  # the cycle of each first_errors entry
 
     @property
     def cycles_per_second(self) -> float:
@@ -146,6 +216,12 @@ class BenchConfig:
     valid_prob: float = 0.75
     ready_prob: float = 0.75
     keep_cycles: bool = False
+    #: "random" (Python's random.Random(seed), seed + 1) or "xorshift" (XorshiftGaps(seed, 0 / 1):
+    #: the sequence the bulk wrapper draws in hardware, for the cross-check of the two paths)
+    gaps: str = "random"
+    #: the run's cycle limit (None: 4 mean gaps per beat + 1000, see run_stream_bench); a block that
+    #: spends several cycles per beat (a synapse spike: G) needs more on long runs
+    timeout_cycles: int | None = None
 
     ENV = "SPIKEFORGE_BENCH"
 
@@ -188,9 +264,16 @@ async def run_stream_bench(dut, config: BenchConfig, words_in: list[int], expect
     dut.rst.value = 0
 
     checker = InOrderChecker(expected)
-    driver = StreamDriver(dut, in_name, words_in, seed=config.seed, valid_prob=config.valid_prob)
+    if config.gaps not in GAP_SOURCES:
+        raise ValueError(f"BenchConfig.gaps = {config.gaps!r}; allowed: {', '.join(GAP_SOURCES)}")
+    xorshift = config.gaps == "xorshift"
+    driver = StreamDriver(dut, in_name, words_in, seed=config.seed, valid_prob=config.valid_prob,
+                          gaps=XorshiftGaps(config.seed, 0, config.valid_prob) if xorshift else None)
     monitor = StreamMonitor(dut, out_name, seed=config.seed + 1, ready_prob=config.ready_prob,
-                            on_beat=checker.check)
+                            on_beat=checker.check,
+                            gaps=XorshiftGaps(config.seed, 1, config.ready_prob) if xorshift else None)
+    if timeout_cycles is None:
+        timeout_cycles = config.timeout_cycles
     if timeout_cycles is None:
         gaps = 1.0 / max(1e-3, min(config.valid_prob, config.ready_prob))
         timeout_cycles = int(4 * gaps * (len(words_in) + len(expected))) + 1000
@@ -219,6 +302,7 @@ async def run_stream_bench(dut, config: BenchConfig, words_in: list[int], expect
         cycles=monitor.output_cycles[-1] + 1 if monitor.output_cycles else 0,
         simulated_cycles=cycle, wall_seconds=wall,
         first_errors=checker.first_errors, missing=missing,
+        first_error_cycles=[monitor.output_cycles[i] for i, _, _ in checker.first_errors],
         accept_cycles=driver.accept_cycles if config.keep_cycles else [],
         output_cycles=monitor.output_cycles if config.keep_cycles else [])
     with open(config.result, "w") as f:

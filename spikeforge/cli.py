@@ -4,6 +4,9 @@
     spikeforge verilog BLOCK [spec options] -o FILE     write a block's Verilog
     spikeforge vectors BLOCK [spec options] -o DIR      write golden reference vectors
     spikeforge check BLOCK --vectors DIR                co-simulate a vector directory under Verilator
+    spikeforge prove BLOCK [--depth N] [--induction] [--set F=V]   formal properties (SymbiYosys), one line each;
+                                                        a failure writes its counterexample trace; --all: every block
+    spikeforge check BLOCK --count N [--waves F.vcd]    N random + adversarial vectors, bulk path (>1M cycles/s)
     spikeforge train MODEL [--epochs N] [--set k=v]     train a model, save a checkpoint
     spikeforge train wta [--variant causal|mlm]         the WTA Spiking Transformer: decoder (causal LM, default)
                                                         or encoder (masked LM); = recipes wta-causal / wta-mlm
@@ -50,6 +53,7 @@ from golden.spec import SpecError
 from golden.vectors import VectorFileError
 
 from .blocks import Block, block_names, get_block
+from .prove import cmd_prove
 
 
 class CLIError(Exception):
@@ -230,15 +234,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_block_subparsers(p, "block (or golden-only set)", vectors_options, GOLDEN_SETS)
 
-    p = sub.add_parser("check", help="co-simulate a block under Verilator against a vector directory")
+    p = sub.add_parser("check", help="co-simulate a block under Verilator against a vector directory, or N "
+                       "generated vectors (--count, bulk path)")
     p.add_argument("block", metavar="BLOCK", choices=block_names(),
                    help=f"one of: {', '.join(block_names())}")
-    p.add_argument("--vectors", required=True, metavar="DIR", help="vector directory (from 'vectors')")
+    p.add_argument("--vectors", metavar="DIR", help="vector directory (from 'vectors'); per-cycle bench "
+                   "(the bulk path with --waves)")
+    p.add_argument("--count", type=POSITIVE, metavar="N", help="generate N input beats of seeded random plus "
+                   "adversarial vectors for the block's default spec (or --spec) and check them through the bulk "
+                   "path; give --count or --vectors")
+    p.add_argument("--spec", metavar="FILE.json", help="with --count: the spec to check (a vector manifest "
+                   "works); default: the block's built-in spec")
+    p.add_argument("--vector-seed", type=SEED, default=0, help="with --count: seed of the generated vectors "
+                   "(default 0)")
+    p.add_argument("--waves", metavar="FILE", help="write a wave file of the run (FILE.vcd; FST otherwise, which "
+                   "needs the lz4 headers): a window around the first mismatch, or the first --waves-window "
+                   "cycles of a passing run")
+    p.add_argument("--waves-window", type=NON_NEGATIVE, default=1000, metavar="C",
+                   help="cycles each side of the first mismatch in --waves (default 1000; 0: the whole run)")
     p.add_argument("--seed", type=SEED, default=1, help="seed of the random valid/ready gaps")
     p.add_argument("--valid-prob", type=PROBABILITY, default=0.75, help="input valid probability per cycle, "
                    "(0, 1] (default 0.75)")
     p.add_argument("--ready-prob", type=PROBABILITY, default=0.75, help="output ready probability per cycle, "
                    "(0, 1] (default 0.75)")
+
+    from .prove import add_parser as add_prove_parser
+
+    add_prove_parser(sub, block_names, int_range)      # spikeforge prove (spikeforge/prove.py)
 
     from .training import recipe_names
 
@@ -632,11 +654,33 @@ def cmd_vectors(args) -> int:
     return 0
 
 
-def cmd_check(args) -> int:
-    from .demo import check_vectors
+#: the most vectors one ``check --count`` run generates (its memories and golden arrays: ~1 GB)
+MAX_CHECK_COUNT = 1 << 22
 
-    report = check_vectors(get_block(args.block), Path(args.vectors), seed=args.seed,
-                           valid_prob=args.valid_prob, ready_prob=args.ready_prob)
+
+def cmd_check(args) -> int:
+    from .demo import check_count, check_vectors
+
+    if (args.count is None) == (args.vectors is None):
+        raise CLIError("give either --vectors DIR (a vector directory) or --count N (N >= 1 generated vectors)"
+                       + (", not both" if args.count is not None else ""))
+    if args.count is not None and args.count > MAX_CHECK_COUNT:
+        raise CLIError(f"--count {args.count:,} is over the limit of {MAX_CHECK_COUNT:,} vectors per run (the "
+                       f"bulk wrapper's memories hold them all); run several --vector-seed values instead")
+    if args.vectors is not None and args.spec:
+        raise CLIError("--spec goes with --count; with --vectors the spec comes from the vector directory")
+    if args.waves:
+        check_output_file(args.waves, "--waves")
+    window = args.waves_window or None
+    block = get_block(args.block)
+    if args.count is not None:
+        spec = spec_from_args(block, args) if args.spec else block.default_spec()
+        report = check_count(block, args.count, spec=spec, vector_seed=args.vector_seed, seed=args.seed,
+                             valid_prob=args.valid_prob, ready_prob=args.ready_prob, waves=args.waves,
+                             waves_window=window)
+    else:
+        report = check_vectors(block, Path(args.vectors), seed=args.seed, valid_prob=args.valid_prob,
+                               ready_prob=args.ready_prob, waves=args.waves, waves_window=window)
     print(report.text())
     return 0 if report.mismatches == 0 else 1
 
@@ -800,7 +844,8 @@ def cmd_sweep(args) -> int:
 COMMANDS = {"blocks": cmd_blocks, "verilog": cmd_verilog, "vectors": cmd_vectors, "check": cmd_check,
             "train": cmd_train, "demo": cmd_demo, "synth": cmd_synth, "board": cmd_board,
             "recommend": cmd_recommend, "energy": cmd_energy, "compare": cmd_compare,
-            "core": cmd_core, "estimate": cmd_estimate, "sweep": cmd_sweep, "nir": cmd_nir}
+            "core": cmd_core, "estimate": cmd_estimate, "sweep": cmd_sweep, "nir": cmd_nir,
+            "prove": cmd_prove}
 
 
 def main(argv: list[str] | None = None) -> int:

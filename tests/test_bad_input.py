@@ -257,8 +257,37 @@ SEMANTIC = [
     (("vectors", "alif"), ["--noise-width", "41", "-o", "{root}/v"], ("noise_width = 41", "0 .. 40")),
     (("verilog", "alif"), ["--adapt-increment", "-1", "-o", "{root}/x.v"], ("adapt_increment = -1",)),
     (("check",), ["alif", "--vectors", "{vec}"], ("'lif'", "'alif'")),
+    # check --count N (issue 15, part 2): refused before any vector is generated or built
+    (("check",), ["lif", "--count", "0"], ("--count", "0", ">= 1")),
+    (("check",), ["lif", "--count", "-5"], ("--count", "-5", ">= 1")),
+    (("check",), ["lif", "--count", "10", "--vectors", "{vec}"], ("--vectors", "--count", "not both")),
+    (("check",), ["lif"], ("--vectors", "--count")),
+    (("check",), ["lif", "--count", str(10 ** 9)], ("--count", "limit")),
+    (("check",), ["lif", "--vectors", "{vec}", "--spec", "{file}"], ("--spec", "goes with --count")),
+    (("check",), ["lif", "--count", "10", "--spec", "{file}"], ("not valid JSON",)),
+    (("check",), ["lif", "--count", "10", "--spec", "{missing}"], ("cannot read spec file",)),
+    (("check",), ["lif", "--count", "10", "--waves", "{dir}"], ("--waves", "is a directory")),
+    (("check",), ["lif", "--count", "10", "--waves", "{under_file}"], ("--waves", "is a file")),
+    (("check",), ["lif", "--count", "10", "--waves-window", "-1"], ("--waves-window", "-1")),
 ]
 
+
+# spikeforge prove (issue 15, part 3): every refusal comes before any solver run
+SEMANTIC += [
+    (("prove",), [], ("BLOCK", "--all")),
+    (("prove",), ["--all", "lif"], ("--all",)),
+    (("prove",), ["lif", "--depth", "0"], ("--depth", "0")),
+    (("prove",), ["lif", "--depth", "1000"], ("--depth", "1000")),
+    (("prove",), ["lif", "--set", "nosuch=1"], ("nosuch",)),
+    (("prove",), ["lif", "--set", "lanes"], ("FIELD=VALUE",)),
+    (("prove",), ["lif", "--set", "lanes=3"], ("lanes",)),
+    (("prove",), ["lif", "--set", "overflow=sideways"], ("overflow", "sideways")),
+    (("prove",), ["lif", "--property", "nosuch"], ("nosuch", "valid_held")),
+    (("prove",), ["lif", "--config", "nosuch"], ("nosuch",)),
+    (("prove",), ["lif", "--out", "{file}"], ("--out",)),
+    (("prove",), ["--all", "--set", "lanes=2"], ("--set",)),
+    (("prove",), ["lif", "--timeout", "0"], ("--timeout", "0")),
+]
 
 SEMANTIC = [case for case in SEMANTIC if case[0] in LEAVES]   # cases of a subcommand not (yet) in this tree
 
