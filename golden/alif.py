@@ -225,13 +225,8 @@ def alif_run(spec: ALIFSpec, theta: torch.Tensor, beta: torch.Tensor, currents: 
     spikes, membrane, adaptation = [], [], []
     for t in range(currents.shape[0]):
         drive = currents[t] if noise is None else currents[t] + noise[t].to(torch.int64)
-        h = fixed.saturate(fixed.mul_shift(v, beta, spec.leak_frac_bits) + drive, spec.membrane_width, True)
-        th = theta + a
-        s = h >= th
-        v = torch.where(s, h - th, h)
-        a = fixed.saturate(a - fixed.asr(a, spec.adapt_shift) + spec.adapt_increment * s.to(torch.int64),
-                           spec.adapt_width, False)
-        spikes.append(s.to(torch.int64))
+        s, v, a = alif_step(spec, theta, beta, v, a, drive)
+        spikes.append(s)
         membrane.append(v)
         adaptation.append(a)
     return ALIFTrace(torch.stack(spikes), torch.stack(membrane), torch.stack(adaptation))
@@ -336,8 +331,9 @@ def alif_step(spec: ALIFSpec, theta: torch.Tensor, beta: torch.Tensor, v: torch.
               drive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One exact step of the module docstring's equations: (spike, v', a') from (v, a), drive = i + e.
 
-    Written separately from ``alif_run`` (which loops over time in its own code) so that the
-    beat-level model below and ``alif_run`` check each other; all int64, any matching shapes.
+    The one place the equations are written: ``alif_run`` loops it over time and the beat-level
+    model (``alif_run_beats``) applies it per beat; ``tests/test_alif.py`` checks both against a
+    plain-Python recurrence and a hand calculation. All int64, any matching shapes.
     """
     h = fixed.saturate(fixed.mul_shift(v, beta, spec.leak_frac_bits) + drive, spec.membrane_width, True)
     th = theta + a
