@@ -289,16 +289,26 @@ class CoreEngine(wiring.Component):
                 m.d.sync += g_out.eq(g_out + 1)
                 with m.If(last_out):
                     m.d.comb += row_done.eq(1)
+            # buffers some op adds its spikes into (a residual): their old row is consumed one
+            # chunk per LIF beat, in order, so instead of a multiplexer over the chunks indexed
+            # by g_out (which sat between the counter and the adder in front of the block RAM's
+            # write data) the row shifts down one chunk per beat and chunk 0 is always the next
+            # one. The row is free to shift: the scan read it in ROW_LOAD, and the next ROW_HOLD
+            # comes only after the row's last beat.
+            accumulated = {op.dst for op in ops if isinstance(op, LinearOp) and op.accumulate}
             for b in bufs:
                 wr = wr_ports[b.name]
                 chunks = b.channels // p
                 new = Signal(data.ArrayLayout(unsigned(b.width), p), name=f"new_{b.name}")
-                old_chunk = Signal(p * b.width, name=f"old_chunk_{b.name}")
-                m.d.comb += old_chunk.eq(Array(Cat(*(old[b.name][c * p + q] for q in range(p)))
-                                               for c in range(chunks))[g_out])
-                for q in range(p):
-                    old_q = old_chunk[q * b.width:(q + 1) * b.width]
-                    m.d.comb += new[q].eq(Mux(k_accumulate, old_q + spikes[q], spikes[q]))
+                if b.name in accumulated:
+                    raw = old[b.name].as_value()
+                    with m.If(lif_beat):
+                        m.d.sync += raw.eq(raw >> (p * b.width))
+                    for q in range(p):
+                        old_q = raw[q * b.width:(q + 1) * b.width]
+                        m.d.comb += new[q].eq(Mux(k_accumulate, old_q + spikes[q], spikes[q]))
+                else:
+                    m.d.comb += [new[q].eq(spikes[q]) for q in range(p)]
                 with m.If(lif_beat & (k_dst == src_names.index(b.name)) & ~k_is_attention):
                     m.d.comb += [wr.addr.eq(row_addr), wr.data.eq(Cat(*([new.as_value()] * chunks))),
                                  wr.en.eq(C(1, chunks) << g_out)]
