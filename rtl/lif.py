@@ -142,6 +142,10 @@ class LIFArray(wiring.Component):
     hazard : Out(1), only with ``interlock=False``
         High in a cycle where ``i_stream.valid`` is high and the offered beat's group is in
         flight (the stall rule's condition), i.e. where the interlock would have stalled it.
+        Driven where the array has the compare (addressed beats, or G < S). In the cyclic order
+        with G >= S there is no compare and ``hazard`` is 0: a group returns only after G >= S
+        accepts, so it can be in flight only while stage M is full and stalled, when ``ready``
+        is low anyway (the interlocked array needs no compare there either).
 
     Feeders that space their groups themselves
     ------------------------------------------

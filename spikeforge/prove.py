@@ -33,7 +33,7 @@ def add_parser(sub, block_names, int_range) -> None:
     p.add_argument("--property", dest="properties", action="append", default=None, metavar="NAME",
                    help="only this property (repeatable); e.g. valid_held, drains, latency, saturate")
     p.add_argument("--config", default=None, metavar="NAME",
-                   help="a named formal configuration of the block (e.g. lif: wide, addressed, multiply)")
+                   help="a named formal configuration of the block (e.g. lif: wide, addressed, multiply, core)")
     p.add_argument("--set", dest="overrides", action="append", default=None, metavar="FIELD=VALUE",
                    help="override a field of the block's small formal spec (JSON value: --set lanes=2, "
                         "--set overflow='\"wrap\"' or overflow=wrap)")

@@ -146,23 +146,24 @@ def test_bad_samples_are_refused():
 # ---- the cycle formula ----------------------------------------------------------------------------
 
 def test_readout_row_cycles_by_hand():
-    # G = 2, one step without events: read 0, hold 1, load 2, scan 3 (STEP token), command 4,
-    # accepted 5, outputs 11 and 12
-    assert readout_row_cycles([0], 2) == 13
-    # two steps of one event each: E0 token 3, command 4, accepted 5 (the MAC is ready again at 7);
-    # step 1 is read at 7 (cycle 6 saw the pipe empty), E1 accepted at 12; the STEP at 12 + G = 14;
-    # outputs 20, 21
-    assert readout_row_cycles([1, 1], 2) == 22
+    # G = 2, one step without events: read 0, hold 1, load 2, scan 3 (STEP token), offset 4,
+    # command 5, accepted 6, outputs 12 and 13
+    assert readout_row_cycles([0], 2) == 14
+    # two steps of one event each: E0 token 3, offset 4, command 5, accepted 6 (the MAC is ready
+    # again at 8); step 1 is read at 8 (cycle 7 saw the pipe empty), E1 accepted at 14; the STEP
+    # at 14 + G = 16; outputs 22, 23
+    assert readout_row_cycles([1, 1], 2) == 24
     # G = 13 (a wide readout): the MAC, not the scanner, sets the pace after a silent step.
-    # step 0: events at 5 and 18 (ready 31), read of step 1 at 20; step 1 silent: read of step 2
-    # at 24; its event at max(29, 31) = 31; STEP at 44; 44 + 6 + 13
-    assert readout_row_cycles([2, 0, 1], 13) == 63
+    # step 0: events at 6 and 19 (ready 32), read of step 1 at 21; step 1 silent: read of step 2
+    # at 25; its event at max(31, 32) = 32; STEP at 45; 45 + 6 + 13
+    assert readout_row_cycles([2, 0, 1], 13) == 64
 
 
-def test_spiking_row_cycles_are_n_g_plus_g_plus_16():
-    """A spiking row: its first event accepted in cycle 5 (read, hold, load, token, command), the
-    events and the STEP G cycles apart, the first current 6 cycles after the STEP, the last G - 1
-    later, through the LIF array (5 cycles with its run-time multiply leak): n G + G + 16."""
+def test_spiking_row_cycles_are_n_g_plus_g_plus_17():
+    """A spiking row: its first event accepted in cycle 6 (read, hold, load, token, offset,
+    command), the events and the STEP G cycles apart, the first current 6 cycles after the STEP,
+    the last G - 1 later, through the LIF array (5 cycles with its run-time multiply leak):
+    n G + G + 17."""
     prog = compile_model(tiny_mlp(), lanes=4)
     spec = spec_for_program(prog)
     run = run_program(prog, digits(3))
@@ -170,7 +171,7 @@ def test_spiking_row_cycles_are_n_g_plus_g_plus_16():
     assert prog.lif_template.leak_mode == "multiply"
     g = prog.groups(prog.ops[1])
     nnz = run.nnz[1]
-    want = (nnz * g + g + 16).sum(dim=(1, 2)) + 2
+    want = (nnz * g + g + 17).sum(dim=(1, 2)) + 2
     assert torch.equal(op_cycles(prog, spec, 1, nnz), want)
 
 

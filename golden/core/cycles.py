@@ -10,16 +10,17 @@ LIF array (A = 5 cycles with the run-time multiply leak, 4 with the shift leak:
 
     cycles = sum over ops of (2 + op cycles)                 (op start + next-op cycles)
 
-    spiking layer   sum_{t,r} (n_{t,r} G + G + S + 5 + A)      = n G + G + 16 per row (A = 5):
+    spiking layer   sum_{t,r} (n_{t,r} G + G + S + 6 + A)      = n G + G + 17 per row (A = 5):
                     read, hold (the source row is registered), load (its nonzero mask), the
-                    scanner's token, the MAC command: the first event is accepted in the
-                    row's sixth cycle, one every G cycles after it, the STEP G cycles after
+                    scanner's token, the event's offset, the MAC command: the first event is
+                    accepted in the row's seventh cycle, one every G cycles after it, the STEP G cycles after
                     the last, G currents from S cycles after it, each through the LIF array
                     (+A); the row ends after the last spike word.
 
     readout         per row r, over its time steps t = 0 .. T-1 (one STEP for the row), with
     (sum over t)    a_0 = 0 (the step's first read), R = -inf (when the MAC takes the next
-                    command) and s_t = max(a_t + 5, R) (read, hold, load, token, command):
+                    command) and s_t = max(a_t + 6, R) (read, hold, load, token, offset,
+                    command):
                         n_t = 0:  a_{t+1} = a_t + 4
                         n_t > 0:  last event at L = s_t + (n_t - 1) G,  R = L + G,  a_{t+1} = L + 2
                     (a step's row is read once the previous step's events have all reached the
@@ -44,8 +45,8 @@ from .program import AttentionOp, CoreProgram, CoreSpec, LinearOp
 #: MAC engine: cycles from a STEP's accept to its first output beat (``rtl.mac.MACEngine.step_latency``)
 MAC_STEP_LATENCY = 6
 #: cycles from a row's read to its first MAC command's accept: read, hold, load, the scanner's
-#: token, the command
-SCAN_LATENCY = 5
+#: token, the event's offset (i G) and value, the command
+SCAN_LATENCY = 6
 #: cycles of a readout step's row without events: read, hold, load, one scan cycle
 EMPTY_STEP_CYCLES = 4
 #: cycles of an op besides its rows: the op-start and next-op states
@@ -67,7 +68,7 @@ def lif_latency(program: CoreProgram) -> int:
 
 
 def row_overhead(program: CoreProgram) -> int:
-    """Cycles of a spiking row besides n G + G: the first event (5), STEP -> outputs (S), the LIF (A)."""
+    """Cycles of a spiking row besides n G + G: the first event (6), STEP -> outputs (S), the LIF (A)."""
     return SCAN_LATENCY + MAC_STEP_LATENCY + lif_latency(program)
 
 

@@ -215,30 +215,44 @@ class CoreEngine(wiring.Component):
             old[b.name] = Signal(data.ArrayLayout(elem, b.channels), name=f"old_{b.name}")
         found, index = _ffs(m, mask, "scan")
 
-        # Two registers in front of the MAC (so that the priority tree sits in one cycle, the value
-        # multiplexer and the address multiply-add in the next): s1 holds the scanner's token (an
-        # event's input index, or the STEP), cmd the MAC command made from it. `vals` only changes
-        # in ROW_LOAD, when both are empty, so the value can be selected one cycle after the index.
+        # Three registers in front of the MAC (so that the priority tree sits in one cycle, the value
+        # multiplexer and the offset multiply in the next, the base add in the third): s1 holds the
+        # scanner's token (an event's input index, or the STEP), s2 its offset and value, cmd the
+        # MAC command made from them. `vals` only changes in ROW_LOAD, when all three are empty, so
+        # the value can be selected one cycle after the index.
         s1_valid = Signal()
         s1_step = Signal()
         s1_index = Signal(len(index), name="s1_index")
+        # s2: the event's weight-row offset i G and its value, registered: the multiplier (an
+        # ECP5 MULT18X18D, 3.9 ns) and the value multiplexer have a cycle of their own, and the
+        # command register adds only the op's weight base
+        s2_valid = Signal()
+        s2_step = Signal()
+        s2_offset = Signal(mac.i_stream.payload.addr.shape(), name="s2_offset")
+        s2_value = Signal(signed(wx), name="s2_value")
         cmd_valid = Signal()
         cmd = Signal(mac.i_stream.payload.shape(), name="cmd")
         m.d.comb += [mac.i_stream.valid.eq(cmd_valid), mac.i_stream.payload.eq(cmd)]
         cmd_free = ~cmd_valid | mac.i_stream.ready
-        s1_free = ~s1_valid | cmd_free
-        with m.If(s1_valid & cmd_free):
+        s2_free = ~s2_valid | cmd_free
+        s1_free = ~s1_valid | s2_free
+        with m.If(s2_valid & cmd_free):
             m.d.sync += [cmd_valid.eq(1), cmd.groups.eq(k_groups)]
-            with m.If(s1_step):
+            with m.If(s2_step):
                 m.d.sync += [cmd.kind.eq(STEP), cmd.addr.eq(k_bbase), cmd.shift.eq(k_shift), cmd.value.eq(0)]
             with m.Else():
-                m.d.sync += [cmd.kind.eq(EVENT), cmd.addr.eq(k_wbase + s1_index * k_groups), cmd.shift.eq(0),
-                             cmd.value.eq(vals[s1_index])]
+                m.d.sync += [cmd.kind.eq(EVENT), cmd.addr.eq(k_wbase + s2_offset), cmd.shift.eq(0),
+                             cmd.value.eq(s2_value)]
         with m.Elif(cmd_valid & mac.i_stream.ready):
             m.d.sync += cmd_valid.eq(0)
-        with m.If(s1_valid & cmd_free):
+        with m.If(s1_valid & s2_free):
+            m.d.sync += [s2_valid.eq(1), s2_step.eq(s1_step), s2_offset.eq(s1_index * k_groups),
+                         s2_value.eq(vals[s1_index])]
+        with m.Elif(s2_valid & cmd_free):
+            m.d.sync += s2_valid.eq(0)
+        with m.If(s1_valid & s2_free):
             m.d.sync += s1_valid.eq(0)          # a new token in the same cycle overrides this
-        pipe_empty = ~s1_valid & ~cmd_valid
+        pipe_empty = ~s1_valid & ~s2_valid & ~cmd_valid
 
         # defaults of the tap channels
         m.d.comb += [self.a_tap.eq(pc), self.b_tap.eq(pc)]
