@@ -3,7 +3,8 @@
 One estimator per block of the registry (``spikeforge blocks``), named after it:
 ``lif_timing`` (``rtl/lif.py``), ``synapse_timing`` (``rtl/synapse.py``), ``mac_timing``
 (``rtl/mac.py``), ``topk_timing`` (``rtl/topk.py``), ``wta_timing`` (``rtl/wta_attention.py``),
-``mtts_timing`` (``rtl/mtts.py``), ``window_timing`` (``rtl/window.py``). Each takes the block's
+``mtts_timing`` (``rtl/mtts.py``), ``window_timing`` (``rtl/window.py``), ``alif_timing``
+(``rtl/alif.py``), ``sdsa_timing`` (``rtl/sdsa.py``). Each takes the block's
 spec and its golden input (or, for the data-dependent units, the event counts of the golden run)
 and returns a ``BlockTiming``: the cycle of every input handshake and of every output handshake.
 Nothing here imports Amaranth; ``tests/test_estimate.py`` checks every estimate ``==`` the RTL in
@@ -44,6 +45,9 @@ Per block (k the beat index, all counts from the golden input)
 * ALIF array (latency 5, ``alif_timing``): the G WRITEs that load theta_n / b_n take a cycle
   each; update k of group g_k at ``a_k = max(a_(k-1) + 1, a_j + 4)``, its output at ``a_k + 5``:
   1 update a cycle for G >= 4, G every 4 cycles for G < 4.
+* Spike-driven self-attention unit (``sdsa_timing``; I = G = ceil(dh / P)): a load beat takes
+  1 cycle; a query taken at c has its output at ``c + I``, and the next beat is taken in that
+  same cycle (the WTA unit's pattern with its own I).
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from typing import Iterable, Sequence
 from golden.alif import ALIFSpec
 from golden.lif import LIFSpec
 from golden.mac import EVENT, STEP, MACSpec, check_commands
+from golden.sdsa import SDSASpec
 from golden.mtts import MTTSSpec
 from golden.synapse import SynapseSpec
 from golden.window import WindowSpec
@@ -263,6 +268,27 @@ def wta_timing(spec: WTASpec, queries: Sequence[int]) -> BlockTiming:
     return BlockTiming(accepts, outputs)
 
 
+# ---- spike-driven self-attention unit -------------------------------------------------------------
+
+def sdsa_timing(spec: SDSASpec, queries: Sequence[int]) -> BlockTiming:
+    """Spike-driven self-attention unit (``rtl.sdsa.SDSAttention``): per sequence L load beats (one a
+    cycle), then ``queries[s]`` query beats, each G = ceil(dh / P) cycles (its latency and the
+    interval to the next beat)."""
+    interval = spec.groups
+    accepts: list[int] = []
+    outputs: list[int] = []
+    c = 0
+    for lq in queries:
+        for _ in range(spec.length):
+            accepts.append(c)
+            c += 1
+        for _ in range(int(lq)):
+            accepts.append(c)
+            c += interval
+            outputs.append(c)
+    return BlockTiming(accepts, outputs)
+
+
 # ---- MTTS encoder and window buffer ---------------------------------------------------------------
 
 def mtts_timing(spec: MTTSSpec, beats: int) -> BlockTiming:
@@ -324,4 +350,8 @@ def block_timing(name: str, spec, arrays) -> BlockTiming:
         n = s * t * spec.groups
         return alif_timing(spec, [1] * spec.groups + [0] * n,
                            list(range(spec.groups)) + [k % spec.groups for k in range(n)])
-    raise KeyError(f"no cycle estimator for block {name!r}; known: lif, synapse, mac, topk, wta, mtts, window, alif")
+    if name == "sdsa":
+        q = arr("q")
+        return sdsa_timing(spec, [q.shape[1]] * q.shape[0])
+    raise KeyError(f"no cycle estimator for block {name!r}; known: lif, synapse, mac, topk, wta, mtts, window, alif, "
+                   f"sdsa")

@@ -26,6 +26,7 @@ from spikeforge.blocks import get_block
 
 #: block -> vector options for a few hundred output beats at the default spec
 X_VECTORS = {
+    "sdsa": {"sequences": 8},                          # 8 sequences x 16 queries = 128 beats
     "lif": {"sequences": 2, "steps": 8},              # 2 x 8 steps x 16 groups = 256 beats
     "synapse": {"sequences": 2, "steps": 8, "rate": 0.1},  # 16 steps x 8 groups = 128 beats
     "mac": {"layers": 16, "events": 16, "writes": 0.05},   # 145 output beats

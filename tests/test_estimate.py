@@ -31,6 +31,7 @@ from golden.core import compile_model, run_program, spec_for_program
 from golden.core.cycles import op_cycles, predict_cycles, useful_ops
 from golden.core.program import LinearOp
 from golden.alif import ALIFSpec
+from golden.sdsa import SDSASpec
 from golden.lif import LIFSpec, lif_beat_reference, lif_reference
 from golden.mac import EVENT, STEP, Event, MACSpec, Step, mac_run
 from golden.mtts import MTTSSpec
@@ -47,6 +48,8 @@ SIM_DATA = Path(__file__).resolve().parents[1] / "sim" / "data"
 # ---- blocks: >= 3 specs each, chosen to cover every timing regime of its docstring ---------------
 
 BLOCK_CASES = {
+    "sdsa": [(SDSASpec(), {"sequences": 2}), (SDSASpec(length=12, head_dim=10, lanes=4), {"sequences": 2}),
+             (SDSASpec(lanes=1), {"sequences": 1}), (SDSASpec(lanes=16), {"sequences": 2})],
     "alif": [  # G = 1, 3 (the interlock), 16 (the default spec: one lane), 8 with 4 lanes and no noise
         (ALIFSpec(n_neurons=4, lanes=4), {"sequences": 2, "steps": 4}),
         (ALIFSpec(n_neurons=6, lanes=2, membrane_width=10, input_width=8, noise_width=4), {"sequences": 2, "steps": 4}),

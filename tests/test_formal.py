@@ -22,6 +22,7 @@ from spikeforge.cli import main
 
 #: the datapath property of each block, and an output field whose bit 0 the mutation inverts
 DATAPATH = {
+    "sdsa": ("attention", ("out", 0)),
     "lif": ("saturate", ("membrane", 0)),
     "synapse": ("saturate", ("current", 0)),
     "mac": ("saturate", ("current", 0)),

@@ -17,7 +17,7 @@ from golden.vectors import VectorSet
 MAX_VECTOR_ELEMENTS = 1 << 26
 
 #: block modules, in the order the demo runs them
-BLOCK_MODULES = ("lif", "synapse", "mac", "topk", "wta", "mtts", "window", "alif")
+BLOCK_MODULES = ("lif", "synapse", "mac", "topk", "wta", "mtts", "window", "alif", "sdsa")
 
 
 @dataclass(frozen=True)
