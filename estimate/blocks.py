@@ -251,14 +251,15 @@ def wta_query_interval(spec: WTASpec) -> int:
     return spec.groups + spec.top_k + 4
 
 
-def wta_timing(spec: WTASpec, queries: Sequence[int]) -> BlockTiming:
-    """WTA attention unit: per sequence L load beats, then ``queries[s]`` query beats."""
-    interval = wta_query_interval(spec)
+def load_query_timing(length: int, interval: int, queries: Sequence[int]) -> BlockTiming:
+    """An attention unit's stream: per sequence ``length`` load beats (one a cycle), then
+    ``queries[s]`` query beats, each ``interval`` cycles (its latency and the interval to the next
+    beat)."""
     accepts: list[int] = []
     outputs: list[int] = []
     c = 0
     for lq in queries:
-        for _ in range(spec.length):
+        for _ in range(length):
             accepts.append(c)
             c += 1
         for _ in range(int(lq)):
@@ -266,6 +267,11 @@ def wta_timing(spec: WTASpec, queries: Sequence[int]) -> BlockTiming:
             c += interval
             outputs.append(c)
     return BlockTiming(accepts, outputs)
+
+
+def wta_timing(spec: WTASpec, queries: Sequence[int]) -> BlockTiming:
+    """WTA attention unit: per sequence L load beats, then ``queries[s]`` query beats."""
+    return load_query_timing(spec.length, wta_query_interval(spec), queries)
 
 
 # ---- spike-driven self-attention unit -------------------------------------------------------------
@@ -274,19 +280,7 @@ def sdsa_timing(spec: SDSASpec, queries: Sequence[int]) -> BlockTiming:
     """Spike-driven self-attention unit (``rtl.sdsa.SDSAttention``): per sequence L load beats (one a
     cycle), then ``queries[s]`` query beats, each G = ceil(dh / P) cycles (its latency and the
     interval to the next beat)."""
-    interval = spec.groups
-    accepts: list[int] = []
-    outputs: list[int] = []
-    c = 0
-    for lq in queries:
-        for _ in range(spec.length):
-            accepts.append(c)
-            c += 1
-        for _ in range(int(lq)):
-            accepts.append(c)
-            c += interval
-            outputs.append(c)
-    return BlockTiming(accepts, outputs)
+    return load_query_timing(spec.length, spec.groups, queries)
 
 
 # ---- MTTS encoder and window buffer ---------------------------------------------------------------

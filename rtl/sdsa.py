@@ -12,6 +12,8 @@ from amaranth.lib.wiring import In, Out
 
 from golden.sdsa import KIND_LOAD, KIND_QUERY, SDSASpec, sdsa_normalize_beats, sdsa_run_beats, sequence_beats
 
+from .wta_attention import tree_sum
+
 __all__ = ["KIND_LOAD", "KIND_QUERY", "SDSAttention", "sdsa_beat_outputs", "sdsa_beat_stream",
            "sdsa_expected_beats", "sdsa_input_beats", "sdsa_input_layout", "sdsa_output_layout",
            "sdsa_stream_from_vectors"]
@@ -27,17 +29,6 @@ def sdsa_input_layout(spec: SDSASpec) -> data.StructLayout:
 def sdsa_output_layout(spec: SDSASpec) -> data.StructLayout:
     """One beat per query: ``out``, the dh elements y[j] (unsigned Wy = ``spec.out_width`` bits)."""
     return data.StructLayout({"out": data.ArrayLayout(unsigned(spec.out_width), spec.head_dim)})
-
-
-def _tree_sum(terms):
-    """A balanced adder tree (depth ceil(log2 n)); Amaranth widens each sum, so nothing wraps."""
-    terms = list(terms)
-    while len(terms) > 1:
-        nxt = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)]
-        if len(terms) % 2:
-            nxt.append(terms[-1])
-        terms = nxt
-    return terms[0]
 
 
 class SDSAttention(wiring.Component):
@@ -159,7 +150,7 @@ class SDSAttention(wiring.Component):
         for j in range(d):
             terms = [Mux(lane_bits[p], lane_rows[p][j * wkv:(j + 1) * wkv], 0) for p in range(lanes)]
             col = Signal(unsigned(wy), name=f"partial{j}")
-            m.d.comb += [col.eq(_tree_sum(terms)), total[j].eq(Mux(idle, 0, acc[j]) + col)]
+            m.d.comb += [col.eq(tree_sum(terms)), total[j].eq(Mux(idle, 0, acc[j]) + col)]
 
         def finish(values):
             """The query's last step: the output register if it is free, else the accumulator (HOLD)."""

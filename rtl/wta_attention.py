@@ -49,7 +49,8 @@ def wta_output_layout(spec: WTASpec) -> data.StructLayout:
     })
 
 
-def _tree_sum(terms):
+def tree_sum(terms):
+    """A balanced adder tree (depth ceil(log2 n)); Amaranth widens each sum, so nothing wraps."""
     terms = list(terms)
     while len(terms) > 1:
         nxt = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)]
@@ -276,7 +277,7 @@ class WTAAttention(wiring.Component):
                     else:
                         terms = [q_reg[e] & krow[e] for e in range(d)]
                     score = Signal(score_shape(spec), name=f"score{p}")
-                    m.d.comb += score.eq(_tree_sum(terms))
+                    m.d.comb += score.eq(tree_sum(terms))
                     j = Signal(range(groups * lanes), name=f"key{p}")
                     m.d.comb += j.eq(step * lanes + p)
                     elig = (score >= spec.min_score)
