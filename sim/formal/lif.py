@@ -185,15 +185,22 @@ def check_interval(ctx: Ctx) -> None:
         with ctx.m.If(ctx.o_ready):
             ctx.assert_(ctx.i_ready, "interval")
         return
-    stages = spec.pipeline_stages
+    hazard = group_in_flight(ctx)
+    with ctx.m.If(ctx.held(ctx.o_ready, spec.latency, "ready") & ctx.o_ready):
+        ctx.assert_(ctx.i_ready == ~hazard, "interval")
+
+
+def group_in_flight(ctx: Ctx):
+    """The offered beat's group was accepted 1 .. S - 1 cycles ago (from the harness's own accept
+    and group history): with o_stream.ready high, the beats of that group a read would miss."""
+    stages = ctx.spec.pipeline_stages
     accepted = ctx.history(ctx.accept, stages - 1, "acc")
     groups = ctx.history(ctx.extra["group"], stages - 1, "grp")
     incoming = ctx.extra["group"]
-    hazard = 0
+    in_flight = 0
     for j in range(1, stages):
-        hazard = hazard | (accepted[j] & (groups[j] == incoming))
-    with ctx.m.If(ctx.held(ctx.o_ready, spec.latency, "ready") & ctx.o_ready):
-        ctx.assert_(ctx.i_ready == ~hazard, "interval")
+        in_flight = in_flight | (accepted[j] & (groups[j] == incoming))
+    return in_flight
 
 
 def ready_flowing(ctx: Ctx, n: int):
@@ -212,13 +219,7 @@ def check_hazard(ctx: Ctx) -> None:
     would miss are exactly those accepted 1 .. S - 1 cycles ago (the history of ``check_interval``).
     """
     spec = ctx.spec
-    stages = spec.pipeline_stages
-    accepted = ctx.history(ctx.accept, stages - 1, "acc")
-    groups = ctx.history(ctx.extra["group"], stages - 1, "grp")
-    incoming = ctx.extra["group"]
-    in_flight = 0
-    for j in range(1, stages):
-        in_flight = in_flight | (accepted[j] & (groups[j] == incoming))
+    in_flight = group_in_flight(ctx)
     with ctx.m.If(ready_flowing(ctx, spec.latency)):
         ctx.assert_(ctx.harness.dut.hazard == (ctx.i_valid & in_flight), "hazard")
 
