@@ -35,6 +35,28 @@ MAC + LIF layer (``LinearOp``)::
     residual_reads  = T R                        the destination row, when the layer adds into it
     act_writes      = T R G                      P-lane spike words into the destination row
 
+MAC + ALIF layer (``LinearOp`` with ``alif``; Matterhorn's adaptive neurons): the MAC counts as
+above, and per beat of P lanes::
+
+    lif_beats         = T R G                    one P-lane word per beat
+    neuron_updates    = T R G P                  v b_n (two partial products, one multiply), the
+                                                 sums i + e, theta_n + a, the leak's sum, the
+                                                 excess, a's decay and rise: 1 multiply + 6 adds
+    alif_state_reads  = alif_state_writes = T R G   (v, a) of P lanes
+    alif_param_reads  = T R G                    (theta_n, b_n) of P lanes
+    noise_reads       = T R G                    the frozen noise word (layers with noise)
+    spikes            = the layer's output spikes (a subtract reset: one add each)
+
+MAC + MTTS layer (the stem): per beat the clamp and the encoder: ``mtts_encodes = T R G P``
+(the reciprocal multiply (offset bits x m bits) and a compare each).
+
+Spike-driven attention (``SDSAOp``; per (t, head): L loads, L queries, dh-wide rows)::
+
+    qkv_reads       = 3 T H L                    the K and V rows of each load, the Q row of each query
+    kv_updates      = T H L dh^2                 each load adds k_i AND v_j into every counter
+    y_adds          = T H L dh^2                 each query adds the rows of KV its spikes select
+    act_writes      = T H L                      the output row slice of the head
+
 WTA attention (``AttentionOp``; per (t, head): L key loads, L queries; G_w = ceil(L / P_w))::
 
     qkv_reads       = 3 T H L                    the K and V rows of each load, the Q row of each query
@@ -70,7 +92,7 @@ import torch
 
 from golden.core.cycles import op_cycles
 from golden.core.execute import ProgramRun
-from golden.core.program import AttentionOp, CoreProgram, CoreSpec, LinearOp
+from golden.core.program import AttentionOp, CoreProgram, CoreSpec, LinearOp, SDSAOp
 
 from .energy import TECHNOLOGIES, Technology, get_technology
 
@@ -380,6 +402,28 @@ def _linear_layer(program: CoreProgram, spec: CoreSpec, index: int, op: LinearOp
                    "lif_state_reads": mem("lif_state_reads", p * wv, neurons * wv),
                    "lif_state_writes": mem("lif_state_writes", p * wv, neurons * wv),
                    "spikes": tech.add(wv) if op.lif.reset_mode == "subtract" else 0.0})
+    if op.alif is not None:
+        beats = op.steps * op.rows * g
+        a_spec = op.alif.spec
+        neurons = -(-spec.alif_neurons // p) * p
+        widths = a_spec.param_widths
+        state_bits, param_bits = wv + a_spec.adapt_width, widths["theta"] + widths["beta"]
+        spikes = run.taps[index]["spikes"].sum(dim=(1, 2, 3)).to(torch.int64)
+        counts.update({"lif_beats": full(beats), "neuron_updates": full(beats * p), "alif_state_reads": full(beats),
+                       "alif_state_writes": full(beats), "alif_param_reads": full(beats), "spikes": spikes})
+        pj.update({"neuron_updates": tech.mult(wv, a_spec.leak_frac_bits + 1) + 6 * tech.add(wv),
+                   "alif_state_reads": mem("alif_state_reads", p * state_bits, neurons * state_bits),
+                   "alif_state_writes": mem("alif_state_writes", p * state_bits, neurons * state_bits),
+                   "alif_param_reads": mem("alif_param_reads", p * param_bits, neurons * param_bits),
+                   "spikes": tech.add(wv)})
+        if op.noise is not None:
+            counts["noise_reads"] = full(beats)
+            pj["noise_reads"] = mem("noise_reads", p * spec.noise_width, spec.noise_depth * p * spec.noise_width)
+    if op.mtts is not None:
+        beats = op.steps * op.rows * g
+        mult, _ = op.mtts.reciprocal
+        counts["mtts_encodes"] = full(beats * p)
+        pj["mtts_encodes"] = tech.mult(op.mtts.offset_bits, max(1, mult.bit_length())) + tech.add(op.mtts.time_bits)
     if op.src != "tokens" and op.src in program.buffers:
         src = program.buffers[op.src]
         counts["act_reads"] = rows.clone()
@@ -391,7 +435,7 @@ def _linear_layer(program: CoreProgram, spec: CoreSpec, index: int, op: LinearOp
             pj["residual_reads"] = mem("residual_reads", dst.channels * dst.width, dst.bits)
         counts["act_writes"] = full(op.steps * op.rows * g)
         pj["act_writes"] = mem("act_writes", p * dst.width, dst.bits)
-    unit = "MAC + LIF" if op.lif is not None else "MAC readout"
+    unit = {"lif": "MAC + LIF", "alif": "MAC + ALIF", "mtts": "MAC + MTTS", None: "MAC readout"}[op.neuron]
     cycles = op_cycles(program, spec, index, nnz)
     return LayerEstimate(index, op.name, unit, cycles, counts, pj, small)
 
@@ -445,6 +489,26 @@ def _attention_layer(program: CoreProgram, spec: CoreSpec, index: int, op: Atten
     return LayerEstimate(index, op.name, "WTA attention", cycles, counts, pj, small)
 
 
+def _sdsa_layer(program: CoreProgram, spec: CoreSpec, index: int, op: SDSAOp, batch: int,
+                tech: Technology) -> LayerEstimate:
+    sd = op.sdsa
+    length, d = sd.length, sd.head_dim
+    queries = op.steps * op.heads * length
+    full = lambda v: torch.full((batch,), int(v), dtype=torch.int64)   # noqa: E731
+    counts = {"qkv_reads": full(3 * queries), "kv_updates": full(queries * d * d), "y_adds": full(queries * d * d),
+              "act_writes": full(queries)}
+    bufs = [program.buffers[name] for name in (op.q, op.k, op.v)]
+    dst = program.buffers[op.dst]
+    small: set[str] = set()
+    mem = _memory_energy(tech, small)
+    pj = {"qkv_reads": sum(mem("qkv_reads", b.channels * b.width, b.bits) for b in bufs) / 3,
+          "kv_updates": tech.add(sd.kv_width),           # KV is registers: the increment only
+          "y_adds": tech.add(sd.out_width),
+          "act_writes": mem("act_writes", d * dst.width, dst.bits)}
+    cycles = op_cycles(program, spec, index, torch.zeros(batch, 1, 1, dtype=torch.int64))
+    return LayerEstimate(index, op.name, "spike-driven attention", cycles, counts, pj, small)
+
+
 def estimate_core(program: CoreProgram, spec: CoreSpec, run: ProgramRun, *, tech: str | Technology = "45nm",
                   fmax_mhz: float = DEFAULT_FMAX_MHZ, fmax_source: str = "given", model: str | None = None,
                   checkpoint: str = "") -> CoreEstimate:
@@ -458,6 +522,8 @@ def estimate_core(program: CoreProgram, spec: CoreSpec, run: ProgramRun, *, tech
         for i, op in enumerate(program.ops):
             if isinstance(op, LinearOp):
                 out.append(_linear_layer(program, spec, i, op, run, t))
+            elif isinstance(op, SDSAOp):
+                out.append(_sdsa_layer(program, spec, i, op, batch, t))
             else:
                 out.append(_attention_layer(program, spec, i, op, batch, t))
         return out

@@ -129,6 +129,9 @@ class ALIFSpec(SpecBase):
     emit_adaptation : the output beat also carries a'.
     addressed : each update beat names its state word (``group``, 0 .. G - 1) instead of the
         implicit cyclic counter, so beats may come in any group order (several layers on one array).
+    runtime_increment : each update beat carries delta (``increment``, 0 .. 2^Wa - 1) and
+        ``adapt_increment`` is not used: layers of different current scales (delta = round(0.5 2^f))
+        share one array.
     """
 
     block = "alif"
@@ -145,6 +148,7 @@ class ALIFSpec(SpecBase):
     emit_membrane: bool = True
     emit_adaptation: bool = True
     addressed: bool = False
+    runtime_increment: bool = False
 
     def __post_init__(self):
         name = "ALIFSpec"
@@ -163,6 +167,7 @@ class ALIFSpec(SpecBase):
         check_bool(name, "emit_membrane", self.emit_membrane)
         check_bool(name, "emit_adaptation", self.emit_adaptation)
         check_bool(name, "addressed", self.addressed)
+        check_bool(name, "runtime_increment", self.runtime_increment)
 
     @property
     def groups(self) -> int:
@@ -328,8 +333,9 @@ BEAT_KINDS = ("update", "write")
 
 
 def alif_step(spec: ALIFSpec, theta: torch.Tensor, beta: torch.Tensor, v: torch.Tensor, a: torch.Tensor,
-              drive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One exact step of the module docstring's equations: (spike, v', a') from (v, a), drive = i + e.
+              drive: torch.Tensor, increment: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One exact step of the module docstring's equations: (spike, v', a') from (v, a), drive = i + e;
+    delta is ``increment`` when given (a run-time increment), else ``spec.adapt_increment``.
 
     The one place the equations are written: ``alif_run`` loops it over time and the beat-level
     model (``alif_run_beats``) applies it per beat; ``tests/test_alif.py`` checks both against a
@@ -339,7 +345,8 @@ def alif_step(spec: ALIFSpec, theta: torch.Tensor, beta: torch.Tensor, v: torch.
     th = theta + a
     spike = h >= th
     v_new = torch.where(spike, h - th, h)
-    a_new = fixed.saturate(a - fixed.asr(a, spec.adapt_shift) + spec.adapt_increment * spike.to(torch.int64),
+    delta = spec.adapt_increment if increment is None else increment
+    a_new = fixed.saturate(a - fixed.asr(a, spec.adapt_shift) + delta * spike.to(torch.int64),
                            spec.adapt_width, False)
     return spike.to(torch.int64), v_new, a_new
 
@@ -385,7 +392,7 @@ def alif_normalize_beats(spec: ALIFSpec, beats) -> list[dict]:
     a ``ValueError`` that names the beat and the field.
     """
     lanes, groups = spec.lanes, spec.groups
-    allowed = {"kind", "first", "group", "current", "noise", "theta", "beta"}
+    allowed = {"kind", "first", "group", "current", "noise", "theta", "beta", "increment"}
     i_lo, i_hi = fixed.int_min(spec.input_width, True), fixed.int_max(spec.input_width, True)
     zeros = [0] * lanes
     out, updates = [], 0
@@ -402,6 +409,8 @@ def alif_normalize_beats(spec: ALIFSpec, beats) -> list[dict]:
         norm = {"kind": kind, "first": 0, "group": 0, "current": zeros, "theta": zeros, "beta": zeros}
         if spec.noise_width:
             norm["noise"] = zeros
+        if spec.runtime_increment:
+            norm["increment"] = 0
         if kind == WRITE:
             for name in ("group", "theta", "beta"):
                 if name not in beat:
@@ -431,6 +440,17 @@ def alif_normalize_beats(spec: ALIFSpec, beats) -> list[dict]:
             norm["noise"] = _lane_values(spec, beat, "noise", n_lo, n_hi, f"ALIF beat {k} noise")
         elif "noise" in beat and any(_int(x, f"ALIF beat {k} noise") for x in beat["noise"]):
             raise ValueError(f"ALIF beat {k} carries noise, but the spec has noise_width = 0 (no noise input)")
+        if spec.runtime_increment:
+            if "increment" not in beat:
+                raise ValueError(f"ALIF beat {k} (update) needs 'increment' (the spec has runtime_increment)")
+            inc = _int(beat["increment"], f"ALIF beat {k} increment")
+            if not 0 <= inc <= fixed.int_max(spec.adapt_width, False):
+                raise ValueError(f"ALIF beat {k} increment = {inc} is out of range; allowed: 0 .. "
+                                 f"{fixed.int_max(spec.adapt_width, False)}")
+            norm["increment"] = inc
+        elif "increment" in beat:
+            raise ValueError(f"ALIF beat {k} carries 'increment', but the spec has no runtime_increment "
+                             f"(delta = adapt_increment = {spec.adapt_increment})")
         cyclic = updates % groups
         if spec.addressed:
             if "group" not in beat:
@@ -505,7 +525,7 @@ def alif_run_beats(spec: ALIFSpec, beats, theta=None, beta=None) -> ALIFTrace:
         drive = torch.tensor(beat["current"], dtype=torch.int64)
         if spec.noise_width:
             drive = drive + torch.tensor(beat["noise"], dtype=torch.int64)
-        s, v, a = alif_step(spec, th, b, v, a, drive)
+        s, v, a = alif_step(spec, th, b, v, a, drive, beat["increment"] if spec.runtime_increment else None)
         state[g] = (v, a)
         spikes.append(s)
         membrane.append(v)

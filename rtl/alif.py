@@ -26,6 +26,8 @@ def alif_input_layout(spec: ALIFSpec) -> data.StructLayout:
       update updates when ``addressed``, ignored by updates otherwise).
     * ``current``: P signed Wi-bit currents i (lane p at the low end); ``noise``: P signed
       We-bit noise values e (only when We = ``noise_width`` > 0). The array adds i + e exactly.
+    * ``increment`` (unsigned Wa bits, only with ``runtime_increment``): the update's delta,
+      in place of ``adapt_increment``.
     * ``theta`` (P x unsigned Wv - 1 bits, 1 .. 2^(Wv-1) - 1) and ``beta`` (P x unsigned F + 1
       bits, 0 .. 2^F): a WRITE's parameter word (``ALIFSpec.param_widths``).
 
@@ -39,6 +41,8 @@ def alif_input_layout(spec: ALIFSpec) -> data.StructLayout:
     }
     if spec.noise_width:
         fields["noise"] = data.ArrayLayout(signed(spec.noise_width), spec.lanes)
+    if spec.runtime_increment:
+        fields["increment"] = unsigned(spec.adapt_width)
     widths = spec.param_widths
     fields["theta"] = data.ArrayLayout(unsigned(widths["theta"]), spec.lanes)
     fields["beta"] = data.ArrayLayout(unsigned(widths["beta"]), spec.lanes)
@@ -238,6 +242,11 @@ class ALIFArray(wiring.Component):
         m_group = Signal(range(groups))
         m_current = lanes_of(signed(spec.input_width), "m_current")
         m_noise = lanes_of(signed(spec.noise_width), "m_noise") if spec.noise_width else None
+        # the update's delta (run-time increment), carried along to stage P
+        runtime_inc = spec.runtime_increment
+        m_inc = Signal(unsigned(wa), name="m_inc") if runtime_inc else None
+        a_inc = Signal(unsigned(wa), name="a_inc") if runtime_inc else None
+        p_inc = Signal(unsigned(wa), name="p_inc") if runtime_inc else None
         # Stage A registers: the beat, its state word (first applied) and its parameter word.
         a_valid = Signal()
         a_group = Signal(range(groups))
@@ -311,6 +320,8 @@ class ALIFArray(wiring.Component):
                          m_current.eq(payload.current)]
             if spec.noise_width:
                 m.d.sync += m_noise.eq(payload.noise)
+            if runtime_inc:
+                m.d.sync += m_inc.eq(payload.increment)
             if not spec.addressed:
                 m.d.sync += next_group.eq(Mux(next_group == groups - 1, 0, next_group + 1))
         with m.Elif(m_fire):
@@ -322,6 +333,8 @@ class ALIFArray(wiring.Component):
                          a_state.eq(Mux(m_first, 0, st_rd.data.as_value())), a_param.eq(pr_rd.data)]
             if spec.noise_width:
                 m.d.sync += a_noise.eq(m_noise)
+            if runtime_inc:
+                m.d.sync += a_inc.eq(m_inc)
         with m.Elif(a_fire):
             m.d.sync += a_valid.eq(0)
 
@@ -329,6 +342,8 @@ class ALIFArray(wiring.Component):
         # do not need the product, so stage P has one add after joining the products
         with m.If(a_fire):
             m.d.sync += [p_valid.eq(1), p_group.eq(a_group)]
+            if runtime_inc:
+                m.d.sync += p_inc.eq(a_inc)
         with m.Elif(p_fire):
             m.d.sync += p_valid.eq(0)
         for p in range(lanes):
@@ -357,7 +372,8 @@ class ALIFArray(wiring.Component):
             leaked = Signal(signed(wv), name=f"leaked{p}")
             m.d.comb += leaked.eq(product >> frac)                     # b_n <= 2^F: |leak| <= |v| fits Wv
             raised = Signal(unsigned(wa + 1), name=f"raised{p}")
-            m.d.comb += raised.eq(p_adec[p] + C(spec.adapt_increment, unsigned(wa)))
+            delta = p_inc if runtime_inc else C(spec.adapt_increment, unsigned(wa))
+            m.d.comb += raised.eq(p_adec[p] + delta)
             with m.If(p_fire):
                 m.d.sync += [b_total[p].eq(leaked + p_drive[p]),
                              b_excess[p].eq(leaked + p_margin[p]),
@@ -437,6 +453,8 @@ def alif_input_beats(spec: ALIFSpec, currents, noise=None, theta=None, beta=None
             noise_row = [int(x) for x in noise[s, t]] if noise is not None else [0] * n
             for g in range(spec.groups):
                 beat = {"kind": UPDATE, "first": int(t == 0), "group": g, "current": row[g * lanes:(g + 1) * lanes]}
+                if spec.runtime_increment:
+                    beat["increment"] = spec.adapt_increment
                 if spec.noise_width:
                     beat["noise"] = noise_row[g * lanes:(g + 1) * lanes]
                 elif any(noise_row):

@@ -240,6 +240,38 @@ class WTAAttention(wiring.Component):
 
         m.d.comb += kr.en.eq(1)
         m.d.comb += vr.en.eq(1)
+        m.d.comb += vr.addr.eq(v_addr)          # read only in ACC; elsewhere unused
+
+        # The datapath's combinational logic sits outside the FSM: a comb assignment under a
+        # state is gated by the state decode (0 elsewhere), which put fsm_state in front of
+        # the head comparators' carry chains (10.6 ns on ECP5-85). The states only choose
+        # which registers take these values.
+        scores, keys, elig, inserted = [], [], [], []
+        for p in range(lanes):
+            krow = kr.data[p]
+            if spec.qk_signed:
+                terms = [q_reg[e] * krow[e] for e in range(d)]
+            else:
+                terms = [q_reg[e] & krow[e] for e in range(d)]
+            score = Signal(score_shape(spec), name=f"score{p}")
+            m.d.comb += score.eq(tree_sum(terms))
+            j = Signal(range(groups * lanes), name=f"key{p}")
+            m.d.comb += j.eq(step * lanes + p)
+            ok = (score >= spec.min_score)
+            if groups * lanes > length:
+                ok = ok & (j < length)
+            if spec.causal:
+                ok = ok & (j <= q_index)
+            scores.append(score)
+            keys.append(j)
+            elig.append(ok)
+            # keys reach lane p in increasing index: strict > keeps the lower index on a tie
+            inserted.append(insert_candidate(m, lane_slots[p], cand[p].valid, cand[p].score, cand[p].index,
+                                             f"lane{p}"))
+        best, lane_won = _best_head(m, [lane_slots[p][0] for p in range(lanes)], iw, spec.score_signed)
+        total = [Signal(acc_shape, name=f"total{e}") for e in range(dv)]
+        for e in range(dv):
+            m.d.comb += total[e].eq(acc[e] + Mux(prev_valid, vr.data[e], 0))
 
         with m.FSM(name="fsm"):
             with m.State("IDLE"):
@@ -271,25 +303,9 @@ class WTAAttention(wiring.Component):
                 # leaves SCORE and the next query clears the register first.
                 m.d.comb += kr.addr.eq(step + 1)
                 for p in range(lanes):
-                    krow = kr.data[p]
-                    if spec.qk_signed:
-                        terms = [q_reg[e] * krow[e] for e in range(d)]
-                    else:
-                        terms = [q_reg[e] & krow[e] for e in range(d)]
-                    score = Signal(score_shape(spec), name=f"score{p}")
-                    m.d.comb += score.eq(tree_sum(terms))
-                    j = Signal(range(groups * lanes), name=f"key{p}")
-                    m.d.comb += j.eq(step * lanes + p)
-                    elig = (score >= spec.min_score)
-                    if groups * lanes > length:
-                        elig = elig & (j < length)
-                    if spec.causal:
-                        elig = elig & (j <= q_index)
-                    m.d.sync += [cand[p].valid.eq(elig), cand[p].score.eq(score), cand[p].index.eq(j[:iw])]
-                    # keys reach lane p in increasing index: strict > keeps the lower index on a tie
-                    new = insert_candidate(m, lane_slots[p], cand[p].valid, cand[p].score, cand[p].index,
-                                           f"lane{p}")
-                    m.d.sync += [lane_slots[p][r].eq(new[r]) for r in range(k)]
+                    m.d.sync += [cand[p].valid.eq(elig[p]), cand[p].score.eq(scores[p]),
+                                 cand[p].index.eq(keys[p][:iw])]
+                    m.d.sync += [lane_slots[p][r].eq(inserted[p][r]) for r in range(k)]
                 with m.If(step == groups):
                     m.d.sync += rank.eq(0)
                     m.next = "ACC"
@@ -301,11 +317,6 @@ class WTAAttention(wiring.Component):
                 # rank r + 1 presents that address; rank r + 2 finds winner r's V row in vr.data
                 # and adds it if the winner is valid. The address register keeps the head
                 # comparisons and the V memory's address decoding in different cycles.
-                best, lane_won = _best_head(m, [lane_slots[p][0] for p in range(lanes)], iw, spec.score_signed)
-                m.d.comb += vr.addr.eq(v_addr)
-                total = [Signal(acc_shape, name=f"total{e}") for e in range(dv)]
-                for e in range(dv):
-                    m.d.comb += total[e].eq(acc[e] + Mux(prev_valid, vr.data[e], 0))
                 m.d.sync += prev_valid.eq(sel_valid)
                 with m.If(rank == k + 1):
                     with m.If(out_free):

@@ -322,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--workdir", metavar="DIR", help="keep vectors and logs here (default: a temporary folder)")
     p.add_argument("--core", default="spiking-mlp", metavar="MODEL",
-                   help="shipped model to run on the core at the end (spiking-mlp, wta-causal, wta-mlm; "
+                   help="shipped model to run on the core at the end (spiking-mlp, wta-causal, wta-mlm, matterhorn; "
                         "default spiking-mlp)")
     p.add_argument("--no-core", action="store_true", help="skip the core run")
     p.add_argument("--core-samples", type=POSITIVE, default=64,
@@ -367,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
         bp.add_argument("--keep", metavar="DIR", help="keep the tool logs, netlists and reports here")
     text = "synthesise the neuromorphic core of a trained model (spikeforge core build's Verilog)"
     bp = sub_synth.add_parser("core", help=text, description=text + "; MODEL is a checkpoint of spikeforge train "
-                              "or a shipped model: spiking-mlp, wta-causal, wta-mlm (sim/data/core).")
+                              "or a shipped model: spiking-mlp, wta-causal, wta-mlm, matterhorn (sim/data/core).")
     bp.add_argument("--model", required=True, metavar="MODEL", help="checkpoint file or shipped model name")
     _core_options(bp)
     bp.add_argument("--no-taps", action="store_true", help="only the logits leave the core (no debug taps: the "
@@ -388,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--board", required=True, choices=list(BOARDS), help="board")
     bp.add_argument("-o", "--output", required=True, metavar="DIR", help="build folder")
     bp.add_argument("--core", metavar="MODEL", help="put this trained model's core behind the UART instead of the "
-                    "LIF array (checkpoint or shipped model: spiking-mlp, wta-causal, wta-mlm; no debug taps); a "
+                    "LIF array (checkpoint or shipped model: spiking-mlp, wta-causal, wta-mlm, matterhorn; no debug taps); a "
                     "core that does not fit the board's FPGA is refused with the numbers)")
     _board_core_options(bp)
     add_spec_options(bp, get_block("lif").spec_cls)
@@ -408,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seconds to wait for each reply (> 0)")
     p = sub.add_parser("core", help="a trained model on the neuromorphic core (build, co-simulate)",
                        description="CKPT is a checkpoint of spikeforge train or a shipped model: "
-                                   "spiking-mlp, wta-causal, wta-mlm (sim/data/core).")
+                                   "spiking-mlp, wta-causal, wta-mlm, matterhorn (sim/data/core).")
     csub = p.add_subparsers(dest="core_command", metavar="ACTION", required=True)
     for action, text in (("build", "write the core's Verilog, memory images and a mapping report"),
                          ("run", "co-simulate held-out samples under Verilator: every layer ==, logits ==, cycles")):
@@ -807,7 +807,7 @@ def _estimate_parser(sub) -> None:
 
     text = "cycles, latency, throughput, event counts and energy of a model on the core (no RTL is run)"
     p = sub.add_parser("estimate", help=text, description=text + "; MODEL is a shipped model (spiking-mlp, "
-                       "wta-causal, wta-mlm) or the recipe of the checkpoint given by --checkpoint")
+                       "wta-causal, wta-mlm, matterhorn) or the recipe of the checkpoint given by --checkpoint")
     p.add_argument("model", metavar="MODEL", help="shipped model name, or the recipe of --checkpoint")
     p.add_argument("--checkpoint", metavar="CKPT", help="checkpoint file (default: the shipped model MODEL)")
     _core_options(p)

@@ -24,12 +24,12 @@ import torch
 from golden import data
 from golden.core import CoreProgram, CoreSpec, check_against_model, compile_model, run_program, spec_for_program
 from golden.core.cycles import predict_cycles, useful_ops
-from golden.core.program import AttentionOp, LinearOp
+from golden.core.program import AttentionOp, LinearOp, SDSAOp
 from golden.spec import SpecError
 
 #: trained checkpoints that ship with the project (``sim/data/core``), by recipe name
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "sim" / "data" / "core"
-SHIPPED = ("spiking-mlp", "wta-causal", "wta-mlm")
+SHIPPED = ("spiking-mlp", "wta-causal", "wta-mlm", "matterhorn")
 #: the evaluation's mask seed (``spikeforge.training.evaluate``)
 MASK_SEED = 1234
 
@@ -146,12 +146,15 @@ def accuracy(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) ->
 
 def mapping_report(cm: CoreModel) -> str:
     """Units, lanes, memories (bits) and how each layer maps, as Markdown."""
-    from rtl.core.engine import lif_spec, mac_spec, wta_spec
+    from rtl.core.engine import alif_spec, lif_spec, mac_spec, mtts_spec, sdsa_spec, wta_spec
 
     prog, spec = cm.program, cm.spec
     ms = mac_spec(spec, prog)
     ls = lif_spec(spec, prog)
+    als = alif_spec(spec, prog)
+    ts = mtts_spec(spec, prog)
     ws = wta_spec(spec, prog)
+    ss = sdsa_spec(spec, prog)
     lines = [f"# Core for {cm.name} ({cm.checkpoint.name})", "",
              f"CoreSpec: {json.dumps(spec.to_dict())}", "", "## Units", "",
              "| unit | configuration | memory bits |", "| --- | --- | ---: |"]
@@ -161,6 +164,20 @@ def mapping_report(cm: CoreModel) -> str:
     if ls is not None:
         lines.append(f"| LIF array | P = {ls.lanes}, {ls.n_neurons} neurons, {ls.membrane_width}-bit membrane, "
                      f"addressed, run-time threshold/leak/reset | {ls.n_neurons * ls.membrane_width:,} |")
+    if als is not None:
+        widths = als.param_widths
+        noise_bits = prog.noise_words * als.lanes * als.noise_width
+        lines.append(f"| adaptive-LIF array | P = {als.lanes}, {als.n_neurons} neurons (a region per layer), "
+                     f"{als.membrane_width}-bit membrane, {als.adapt_width}-bit adaptation, per-neuron theta/b, "
+                     f"addressed, run-time increment; noise {prog.noise_words} x {als.lanes} x {als.noise_width} b | "
+                     f"{als.n_neurons * (als.membrane_width + als.adapt_width + widths['theta'] + widths['beta']) + noise_bits:,} |")
+    if ts is not None:
+        lines.append(f"| MTTS encoder | P = {ts.lanes}, T = {ts.time_steps}, codes {ts.lo} .. {ts.hi}, "
+                     f"{'mask ' + str(ts.mask_value) if ts.mask else 'no mask'}, train {ts.train} | 0 |")
+    if ss is not None:
+        lines.append(f"| spike-driven attention | L = {ss.length}, head dim {ss.head_dim}, P_s = {ss.lanes} "
+                     f"(G_s = {ss.groups}), KV {ss.head_dim} x {ss.head_dim} x {ss.kv_width} b | "
+                     f"{ss.head_dim * ss.head_dim * ss.kv_width:,} |")
     if ws is not None:
         lines.append(f"| WTA attention | L = {ws.length}, head dim {ws.head_dim}, k = {ws.top_k}, "
                      f"{'causal' if ws.causal else 'non-causal'}, P_w = {ws.lanes} | "
@@ -175,15 +192,31 @@ def mapping_report(cm: CoreModel) -> str:
             how = []
             if op.lif is not None:
                 how.append(f"LIF threshold {op.lif.threshold}, beta {op.lif.leak_beta}/256, reset {op.lif.reset_mode}")
+            if op.alif is not None:
+                how.append(f"ALIF theta {int(op.alif.theta.min())} .. {int(op.alif.theta.max())}, delta "
+                           f"{op.alif.spec.adapt_increment}, {'frozen noise' if op.noise is not None else 'no noise'}, "
+                           f"state @ {prog.alif_base[i] * prog.lanes}")
+            if op.mtts is not None:
+                how.append(f"MTTS codes clamp to {op.mtts.lo} .. {op.mtts.hi}")
+            if op.row_masks is not None:
+                how.append("row r reads its token's patch")
+            if op.row_banks is not None:
+                how.append(f"row r meets weight bank of its region ({op.banks} banks)")
             if op.accumulate:
                 how.append(f"residual: adds into {op.dst}")
-            if op.reduce_time:
+            if op.reduce_rows:
+                how.append("sums over time and rows (bias once)")
+            elif op.reduce_time:
                 how.append("sums over time (bias T b)")
             if op.static_src:
                 how.append("same source row every step")
             how.append(f"shift {op.shift}, weights @ {prog.weight_base[i]}, G = {prog.groups(op)}")
-            lines.append(f"| {i} | {op.name} | MAC{' + LIF' if op.lif else ''} | {op.src} -> {op.dst or 'host'} | "
+            unit = {"lif": "MAC + LIF", "alif": "MAC + ALIF", "mtts": "MAC + MTTS", None: "MAC"}[op.neuron]
+            lines.append(f"| {i} | {op.name} | {unit} | {op.src} -> {op.dst or 'host'} | "
                          f"{op.steps} x {op.rows} x ({op.n_in} -> {op.n_out}) | {'; '.join(how)} |")
+        elif isinstance(op, SDSAOp):
+            lines.append(f"| {i} | {op.name} | spike-driven attention | {op.q},{op.k},{op.v} -> {op.dst} | "
+                         f"{op.steps} x {op.heads} heads x {op.sdsa.length} | y = q (k^T v) |")
         else:
             lines.append(f"| {i} | {op.name} | WTA attention | {op.q},{op.k},{op.v} -> {op.dst} | "
                          f"{op.steps} x {op.heads} heads x {op.wta.length} | top-{op.wta.top_k}, "

@@ -31,7 +31,7 @@ GENERIC_FACTORS = (4,)
 SWEEP_TARGETS = {"ecp5": True, "ice40": True, "xilinx7": False}
 #: the cores of the sweep: every shipped trained model at the default lanes, without the debug taps
 #: (they are a verification feature; ``synth.core``)
-CORE_SWEEP = ("spiking-mlp", "wta-causal", "wta-mlm")
+CORE_SWEEP = ("spiking-mlp", "wta-causal", "wta-mlm", "matterhorn")
 
 
 def _is_size_field(name: str) -> bool:

@@ -143,13 +143,15 @@ def test_drive_is_not_clipped_before_the_sum():
 
 # ---- an independent formulation: one neuron at a time in Python ints, with corner flags ---------
 
-def textbook_alif(spec, theta, b, currents, noise):
-    """The docstring's recurrence in plain ints; also counts the corners the stimulus reached."""
+def textbook_alif(spec, theta, b, currents, noise, increments=None):
+    """The docstring's recurrence in plain ints; also counts the corners the stimulus reached.
+    ``increments``: delta of each step (a run-time increment), else ``spec.adapt_increment``."""
     lo, hi = -(2 ** (spec.membrane_width - 1)), 2 ** (spec.membrane_width - 1) - 1
     a_max = 2 ** spec.adapt_width - 1
     v = a = 0
     out, corners = [], set()
-    for i, e in zip(currents, noise):
+    for step, (i, e) in enumerate(zip(currents, noise)):
+        delta = spec.adapt_increment if increments is None else increments[step]
         total = (v * b) // 2 ** spec.leak_frac_bits + i + e
         h = min(max(total, lo), hi)
         thr = theta + a
@@ -158,9 +160,9 @@ def textbook_alif(spec, theta, b, currents, noise):
                                            ("spike after saturation", total > hi and fired),
                                            ("threshold above the range", total > hi and thr > hi),
                                            ("adaptation saturates", a - a // 2 ** spec.adapt_shift
-                                            + spec.adapt_increment > a_max and fired)) if hit}
+                                            + delta > a_max and fired)) if hit}
         v = h - thr if fired else h
-        a = min(a_max, a - a // 2 ** spec.adapt_shift + (spec.adapt_increment if fired else 0))
+        a = min(a_max, a - a // 2 ** spec.adapt_shift + (delta if fired else 0))
         out.append((int(fired), v, a))
     return out, corners
 
@@ -299,6 +301,48 @@ def test_writes_anywhere_and_any_group_order_under_random_stalls(n_neurons, lane
     # the WRITEs matter: the same updates with only the first parameters give other answers
     first_only = [b for k, b in enumerate(beats) if b["kind"] == UPDATE or k < spec.groups]
     assert alif_beat_stream(spec, first_only)[1] != expected
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_runtime_increment_per_beat_under_random_stalls(seed):
+    """runtime_increment: each update's own delta (as the core sends each layer's), checked against the
+    textbook recurrence per neuron and in the RTL under random stalls, in any group order."""
+    rng = random.Random(seed)
+    spec = ALIFSpec(n_neurons=8, lanes=4, membrane_width=10, input_width=9, noise_width=6, leak_frac_bits=5,
+                    adapt_shift=2, adapt_increment=0, adapt_width=8, addressed=True, runtime_increment=True)
+    assert "increment" in alif_input_layout(spec).members
+    beats = mixed_stream(spec, rng, 100, write_prob=0)
+    for b in beats:
+        if b["kind"] == UPDATE:
+            b["increment"] = rng.choice([0, 1, 60, 255])
+    inputs, expected = alif_beat_stream(spec, beats)
+    run = run_stream(ALIFArray(spec), inputs, len(expected), seed=seed, valid_prob=0.6, ready_prob=0.6)
+    assert run.outputs == packed(spec, expected)
+    # independent: neuron (group g, lane q) in plain ints, over its own updates, with their deltas
+    theta = {b["group"]: b["theta"] for b in beats if b["kind"] == WRITE}
+    beta = {b["group"]: b["beta"] for b in beats if b["kind"] == WRITE}
+    updates = [b for b in beats if b["kind"] == UPDATE]
+    for g in range(spec.groups):
+        mine = [(u, b) for u, b in enumerate(updates) if b["group"] == g]
+        start = max([k for k, (_, b) in enumerate(mine) if b["first"]] or [0])   # the last restart
+        tail = mine[start:]
+        for q in range(spec.lanes):
+            want, _ = textbook_alif(spec, theta[g][q], beta[g][q], [b["current"][q] for _, b in tail],
+                                    [b["noise"][q] for _, b in tail], [b["increment"] for _, b in tail])
+            got = [(expected[u]["spikes"] >> q & 1, expected[u]["membrane"][q], expected[u]["adaptation"][q])
+                   for u, _ in tail]
+            assert got == want
+    # the increments matter: the same stream with every delta 60 gives other adaptations
+    same = [dict(b, increment=60) if b["kind"] == UPDATE else b for b in beats]
+    assert alif_beat_stream(spec, same)[1] != expected
+    with pytest.raises(ValueError, match="needs 'increment'"):
+        alif_normalize_beats(spec, [{"group": 0, "first": 1, "current": [0] * 4, "noise": [0] * 4}])
+    with pytest.raises(ValueError, match="increment = 256 is out of range; allowed: 0 .. 255"):
+        alif_normalize_beats(spec, [{"group": 0, "first": 1, "current": [0] * 4, "noise": [0] * 4,
+                                     "increment": 256}])
+    with pytest.raises(ValueError, match="no runtime_increment"):
+        alif_normalize_beats(spec.replace(runtime_increment=False),
+                             [{"group": 0, "first": 1, "current": [0] * 4, "noise": [0] * 4, "increment": 3}])
 
 
 def test_addressed_cosim_stream_in_amaranth_sim(tmp_path):

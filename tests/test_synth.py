@@ -214,12 +214,12 @@ def test_sweep_covers_the_cores_after_the_blocks(monkeypatch):
     monkeypatch.setattr(synth.core, "synth_core", fake_synth_core)
     monkeypatch.setattr("synth.run.synth_block", lambda block, spec, target, **kw: _fake_report(block.name, target, 7))
     rows = sweep(["lif"], ["ecp5", "xilinx7"], progress=lambda line: None, cores=CORE_SWEEP)
-    assert CORE_SWEEP == ("spiking-mlp", "wta-causal", "wta-mlm")
+    assert CORE_SWEEP == ("spiking-mlp", "wta-causal", "wta-mlm", "matterhorn")
     # no debug taps; placed and routed on ECP5 only; rows: the blocks, then the cores in model order
     assert calls == [(m, False, t, t == "ecp5") for m in CORE_SWEEP for t in ("ecp5", "xilinx7")]
     assert [(r.block, r.config, r.report.target) for r in rows][-2:] == [
-        ("core", "wta-mlm (P=8, P_w=4, no taps)", "ecp5"), ("core", "wta-mlm (P=8, P_w=4, no taps)", "xilinx7")]
-    assert [r.block for r in rows] == ["lif"] * 6 + ["core"] * 6
+        ("core", "matterhorn (P=8, P_w=4, no taps)", "ecp5"), ("core", "matterhorn (P=8, P_w=4, no taps)", "xilinx7")]
+    assert [r.block for r in rows] == ["lif"] * 6 + ["core"] * 8
 
 
 def test_core_rows_have_their_own_section_and_a_partial_sweep_keeps_the_rest(tmp_path):

@@ -40,7 +40,7 @@ from __future__ import annotations
 import torch
 
 from .execute import ProgramRun
-from .program import AttentionOp, CoreProgram, CoreSpec, LinearOp
+from .program import AttentionOp, CoreProgram, CoreSpec, LinearOp, SDSAOp
 
 #: MAC engine: cycles from a STEP's accept to its first output beat (``rtl.mac.MACEngine.step_latency``)
 MAC_STEP_LATENCY = 6
@@ -51,6 +51,12 @@ SCAN_LATENCY = 6
 EMPTY_STEP_CYCLES = 4
 #: cycles of an op besides its rows: the op-start and next-op states
 OP_OVERHEAD = 2
+#: cycles of a K/V load or a Q row in the engine's attention loop: read, hold, send
+ATT_BEAT_CYCLES = 3
+#: the MTTS encoder's latency (``rtl.mtts.MTTSEncoder.LATENCY``)
+MTTS_LATENCY = 1
+#: the adaptive-LIF array's latency: S + 1 = 5 (``golden.alif.ALIFSpec.latency``)
+ALIF_LATENCY = 5
 
 
 def wta_query_interval(spec) -> int:
@@ -67,9 +73,26 @@ def lif_latency(program: CoreProgram) -> int:
     return template.replace(addressed=True, runtime_params=True).latency
 
 
-def row_overhead(program: CoreProgram) -> int:
-    """Cycles of a spiking row besides n G + G: the first event (6), STEP -> outputs (S), the LIF (A)."""
-    return SCAN_LATENCY + MAC_STEP_LATENCY + lif_latency(program)
+def neuron_latency(program: CoreProgram, op: LinearOp | None = None) -> int:
+    """A of an op: the LIF array's (``lif_latency``), the adaptive-LIF array's (5) or the MTTS
+    encoder's (1); without ``op``, that of the program's neuron array."""
+    kind = op.neuron if op is not None else ("alif" if program.alif_template is not None else "lif")
+    if kind == "mtts":
+        return MTTS_LATENCY
+    if kind == "alif":
+        return program.alif_template.replace(n_neurons=1, lanes=1).latency
+    return lif_latency(program)
+
+
+def row_overhead(program: CoreProgram, op: LinearOp | None = None) -> int:
+    """Cycles of a spiking row besides n G + G: the first event (6), STEP -> outputs (S), the neurons (A)."""
+    return SCAN_LATENCY + MAC_STEP_LATENCY + neuron_latency(program, op)
+
+
+def sdsa_head_cycles(spec) -> int:
+    """One head of a spike-driven attention op: 3 L + 3 + (L - 1) max(G_s, 3) + G_s (module docstring)."""
+    g = spec.groups
+    return ATT_BEAT_CYCLES * spec.length + ATT_BEAT_CYCLES + (spec.length - 1) * max(g, ATT_BEAT_CYCLES) + g
 
 
 def readout_row_cycles(counts: list[int], groups: int) -> int:
@@ -96,17 +119,26 @@ def readout_row_cycles(counts: list[int], groups: int) -> int:
 def op_cycles(program: CoreProgram, spec: CoreSpec, index: int, nnz: torch.Tensor | None) -> torch.Tensor:
     """Cycles of op ``index`` per sample (B,), from its source rows' nonzero counts (B, T, R)."""
     op = program.ops[index]
+    batch = nnz.shape[0] if nnz is not None else 1
+    if isinstance(op, SDSAOp):
+        sd = op.sdsa.replace(lanes=min(spec.sdsa_lanes, op.sdsa.head_dim))
+        return torch.full((batch,), op.steps * op.heads * sdsa_head_cycles(sd) + OP_OVERHEAD, dtype=torch.int64)
     if isinstance(op, AttentionOp):
         wta = op.wta.replace(lanes=spec.wta_lanes)
         length = wta.length
         per = op.steps * op.heads * (3 * length + 3 + length * wta_query_interval(wta))
         return torch.full((nnz.shape[0] if nnz is not None else 1,), per + OP_OVERHEAD, dtype=torch.int64)
     g = program.groups(op)
+    if op.reduce_rows:
+        # one STEP after every row's steps: the recurrence runs over (r, t), t inner
+        per = [readout_row_cycles([int(nnz[b, tt, r]) for r in range(op.rows) for tt in range(op.steps)], g)
+               for b in range(nnz.shape[0])]
+        return torch.tensor(per, dtype=torch.int64) + OP_OVERHEAD
     if op.reduce_time:
         rows = [[readout_row_cycles([int(n) for n in nnz[b, :, r]], g) for r in range(op.rows)]
                 for b in range(nnz.shape[0])]
         return torch.tensor([sum(x) for x in rows], dtype=torch.int64) + OP_OVERHEAD
-    per_row = nnz * g + g + row_overhead(program)
+    per_row = nnz * g + g + row_overhead(program, op)
     return per_row.sum(dim=(1, 2)) + OP_OVERHEAD
 
 

@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 import torch
 
 from .. import fixed
+from ..alif import alif_run
 from ..layers import lif_run_time_first
+from ..mtts import mtts_encode, mtts_spikes
+from ..sdsa import sdsa_attention
 from ..wta import wta_attention
-from .program import AttentionOp, CoreProgram, LinearOp
+from .program import AttentionOp, CoreProgram, LinearOp, SDSAOp
 
 #: tap kinds, in the order of their codes on the output stream
 TAP_KINDS = ("current", "spikes", "sum", "attention", "logits", "status")
@@ -82,23 +85,46 @@ def _source_rows(program: CoreProgram, op: LinearOp, bufs: dict, batch: int) -> 
         x[:, torch.arange(r), vocab + torch.arange(r)] = 1
         return x.unsqueeze(1).expand(batch, t, r, op.n_in)
     src = bufs[op.src][..., :op.n_in]
+    if op.row_masks is not None:
+        # every row reads the whole (static) source row, masked to its own channels
+        src = src.reshape(batch, 1, op.n_in).expand(batch, r, op.n_in) * op.row_masks.to(torch.int64)
     if op.static_src:
         return src.reshape(batch, 1, r, op.n_in).expand(batch, t, r, op.n_in)
     return src.reshape(batch, t, r, op.n_in)
 
 
+def _neurons(op: LinearOp, currents: torch.Tensor) -> torch.Tensor:
+    """(B, T, R, n) currents -> (B, T, R, n) spikes of the op's neurons."""
+    time_first = currents.movedim(1, 0)
+    if op.neuron == "lif":
+        spikes = lif_run_time_first(op.lif, time_first).spikes
+    elif op.neuron == "alif":
+        noise = None if op.noise is None else op.noise.unsqueeze(1)          # (T, 1, R, n)
+        spikes = alif_run(op.alif.spec, op.alif.theta, op.alif.beta, time_first, noise).spikes
+    else:   # mtts: the code of each step's current (the same at every step of a static row)
+        spikes = mtts_spikes(op.mtts, mtts_encode(op.mtts, time_first[0]))
+    return spikes.movedim(0, 1)
+
+
 def _run_linear(program: CoreProgram, op: LinearOp, bufs: dict, batch: int, out: dict, wo: int) -> torch.Tensor:
     x = _source_rows(program, op, bufs, batch)
     out_nnz = (x != 0).sum(dim=-1)                             # (B, T, R)
-    acc = torch.matmul(x, op.weight.to(torch.int64))          # exact, int64
+    if op.row_banks is None:
+        acc = torch.matmul(x, op.weight.to(torch.int64))      # exact, int64
+    else:
+        acc = torch.einsum("btri,rio->btro", x, op.bank_weights())
     taps: dict[str, torch.Tensor] = {}
     if op.reduce_time:
-        result = fixed.saturate(fixed.asr(acc.sum(dim=1), op.shift) + op.bias, wo, True)   # (B, R, n_out)
+        total = acc.sum(dim=(1, 2), keepdim=True)[:, 0] if op.reduce_rows else acc.sum(dim=1)
+        result = fixed.saturate(fixed.asr(total, op.shift) + op.bias, wo, True)   # (B, R or 1, n_out)
         taps["logits"] = _pad(program, result)
         return out_nnz, taps, result
     currents = fixed.saturate(fixed.asr(acc, op.shift) + op.bias, wo, True)                # (B, T, R, n_out)
+    if op.neuron == "mtts":
+        # the encoder's clamp: its input code, the current this op taps
+        currents = torch.clamp(currents, op.mtts.lo, op.mtts.hi)
     taps["current"] = _pad(program, currents)
-    spikes = lif_run_time_first(op.lif, currents.movedim(1, 0)).spikes.movedim(0, 1)
+    spikes = _neurons(op, currents)
     taps["spikes"] = _pad(program, spikes)
     rows = spikes.reshape(batch, op.steps * op.rows, op.n_out)
     dst = bufs[op.dst]
@@ -123,12 +149,25 @@ def _run_attention(program: CoreProgram, op: AttentionOp, bufs: dict, batch: int
     return {"attention_out": r.out, "attention_index": r.index, "attention_valid": r.valid.to(torch.int64)}
 
 
+def _run_sdsa(program: CoreProgram, op: SDSAOp, bufs: dict, batch: int) -> dict:
+    spec, h, t = op.sdsa, op.heads, op.steps
+    length, dh = spec.length, spec.head_dim
+
+    def heads(name):
+        x = bufs[name][..., :h * dh].reshape(batch, t, length, h, dh)
+        return x.permute(0, 1, 3, 2, 4)                          # (B, T, H, L, dh)
+    y = sdsa_attention(spec, heads(op.q), heads(op.k), heads(op.v)).y
+    out = y.permute(0, 1, 3, 2, 4).reshape(batch, t * length, h * dh)
+    bufs[op.dst] = _pad(program, out, bufs[op.dst].shape[-1])
+    return {"attention_out": y}
+
+
 def run_program(program: CoreProgram, samples, *, current_width: int | None = None) -> ProgramRun:
     """Execute ``program`` on a batch of samples (see the module docstring)."""
     x = check_samples(program, samples)
     batch = x.shape[0]
-    wo = current_width if current_width is not None else (
-        program.lif_template.input_width if program.lif_template is not None else 24)
+    template = program.lif_template or program.alif_template
+    wo = current_width if current_width is not None else (template.input_width if template is not None else 24)
     bufs: dict[str, torch.Tensor] = {}
     if program.input_kind == "pixels":
         bufs[program.input_buffer.name] = x.reshape(batch, 1, -1)
@@ -146,6 +185,8 @@ def run_program(program: CoreProgram, samples, *, current_width: int | None = No
                 run.logits = result[..., :program.out_features]
         elif isinstance(op, AttentionOp):
             run.taps[i] = _run_attention(program, op, bufs, batch)
+        elif isinstance(op, SDSAOp):
+            run.taps[i] = _run_sdsa(program, op, bufs, batch)
         else:  # pragma: no cover - the compiler makes only these
             raise TypeError(f"unknown op {op!r}")
     for name, buf in program.buffers.items():
@@ -156,12 +197,14 @@ def run_program(program: CoreProgram, samples, *, current_width: int | None = No
 
 def _model_view(program: CoreProgram, op, tensor: torch.Tensor, static: bool = False) -> torch.Tensor:
     """A forward_layers tensor in the run's layout: (B, T, R, n) (static: (B, R, n))."""
-    if program.input_kind == "pixels":            # the MLP: no position dimension
+    if not program.meta.get("positions", program.input_kind == "tokens"):   # the MLP: no position dim
         if tensor.dim() == 2:                     # logits (B, n)
             return tensor.unsqueeze(1)
         return tensor.movedim(0, 1).unsqueeze(2)  # (T, B, n) -> (B, T, 1, n)
     if static:
         return tensor                              # (B, L, n)
+    if tensor.dim() == 2:                          # logits of the whole sample (B, n)
+        return tensor.unsqueeze(1)
     if tensor.dim() == 3:                          # logits (B, L, V)
         return tensor
     return tensor.movedim(0, 1)                    # (T, B, L, n) -> (B, T, L, n)
@@ -182,9 +225,10 @@ def check_against_model(program: CoreProgram, run: ProgramRun, layers: dict) -> 
         if isinstance(op, LinearOp):
             n = op.n_out
             if op.currents_tensor and op.currents_tensor in layers:
-                want = _model_view(program, op, layers[op.currents_tensor], static=op.src == "tokens")
+                static = op.src == "tokens" or op.neuron == "mtts"    # the model has no T dimension
+                want = _model_view(program, op, layers[op.currents_tensor], static=static)
                 got = taps["current"][..., :n]
-                if op.src == "tokens":
+                if static:
                     for t in range(op.steps):
                         same(f"{op.currents_tensor}[t={t}]", got[:, t], want)
                 else:
@@ -194,6 +238,11 @@ def check_against_model(program: CoreProgram, run: ProgramRun, layers: dict) -> 
                 same(op.out_tensor, taps[key][..., :n], _model_view(program, op, layers[op.out_tensor]))
             if op.sum_tensor and op.sum_tensor in layers:
                 same(op.sum_tensor, taps["sum"][..., :n], _model_view(program, op, layers[op.sum_tensor]))
+        elif isinstance(op, SDSAOp):
+            if op.out_tensor and op.out_tensor in layers:
+                b = taps["attention_out"].shape[0]
+                got = taps["attention_out"].permute(0, 1, 3, 2, 4).reshape(b, op.steps, op.sdsa.length, -1)
+                same(op.out_tensor, got, layers[op.out_tensor].movedim(0, 1))
         else:
             spec = op.wta
             for key, name in (("attention_index", op.index_tensor), ("attention_valid", op.valid_tensor)):

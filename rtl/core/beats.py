@@ -7,9 +7,10 @@ from amaranth import signed, unsigned
 from amaranth.lib import data
 
 from golden.core.execute import ProgramRun
-from golden.core.program import AttentionOp, CoreProgram, CoreSpec, LinearOp
+from golden.core.program import AttentionOp, CoreProgram, CoreSpec, LinearOp, SDSAOp
 
-from .engine import TAP_ATTENTION, TAP_CURRENT, TAP_LOGITS, TAP_SPIKES, TAP_STATUS, wta_spec
+from .engine import TAP_ATTENTION, TAP_CURRENT, TAP_LOGITS, TAP_SPIKES, TAP_STATUS, sdsa_spec, wta_spec
+from ..sdsa import sdsa_output_layout
 from ..streams import pack, unpack
 from ..wta_attention import wta_output_layout
 
@@ -40,7 +41,7 @@ def expected_taps(spec: CoreSpec, program: CoreProgram, run: ProgramRun,
         if isinstance(op, LinearOp) and op.reduce_time:
             words = []
             for b in range(batch):
-                for r in range(op.rows):
+                for r in range(tp["logits"].shape[1]):        # R rows, or 1 when the rows are summed
                     row = tp["logits"][b, r]
                     words += [_lanes(row[g * p:(g + 1) * p], wo, True, p) for g in range(len(row) // p)]
             out[(i, TAP_LOGITS)] = words
@@ -75,6 +76,14 @@ def expected_taps(spec: CoreSpec, program: CoreProgram, run: ProgramRun,
                                                        "index": [int(x) for x in idx[b, t, h, q]],
                                                        "valid": sum(int(v) << k for k, v in enumerate(val[b, t, h, q]))}))
             out[(i, TAP_ATTENTION)] = words
+        elif isinstance(op, SDSAOp):
+            if not taps:
+                continue
+            layout = sdsa_output_layout(sdsa_spec(spec, program))
+            y = tp["attention_out"]
+            out[(i, TAP_ATTENTION)] = [pack(layout, {"out": [int(x) for x in y[b, t, h, q]]})
+                                       for b in range(batch) for t in range(op.steps) for h in range(op.heads)
+                                       for q in range(y.shape[3])]
     return out
 
 

@@ -6,17 +6,24 @@ the host streams and the output FIFOs. See ``NeuroCore`` for the cycle formula.
 
 from __future__ import annotations
 
+import torch
 from amaranth import Array, C, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden import fixed
-from golden.core.program import AttentionOp, CoreProgram, CoreSpec, LinearOp
+from golden.alif import UPDATE, ALIFSpec
+from golden.core.program import AttentionOp, CoreProgram, CoreSpec, LinearOp, SDSAOp
 from golden.lif import RESET_MODES, LIFSpec
 from golden.mac import EVENT, STEP, MACSpec
+from golden.mtts import MTTSSpec
+from golden.sdsa import SDSASpec
 
+from ..alif import ALIFArray
 from ..lif import LIFArray
 from ..mac import MACEngine
+from ..mtts import MTTSEncoder
+from ..sdsa import SDSAttention, sdsa_output_layout
 from ..wta_attention import KIND_LOAD, KIND_QUERY, WTAAttention, wta_output_layout
 
 #: tap kinds on the output stream (golden.core.execute.TAP_KINDS)
@@ -41,14 +48,47 @@ def lif_spec(spec: CoreSpec, program: CoreProgram) -> LIFSpec | None:
     return t.replace(n_neurons=n, lanes=spec.lanes, emit_membrane=False, addressed=True, runtime_params=True)
 
 
-def attention_op(program: CoreProgram) -> AttentionOp | None:
-    ops = [op for op in program.ops if isinstance(op, AttentionOp)]
+def alif_spec(spec: CoreSpec, program: CoreProgram) -> ALIFSpec | None:
+    """The core's adaptive-LIF array: the program's template, addressed, with the run-time
+    increment, the noise input when some layer has noise, and spikes only."""
+    t = program.alif_template
+    if t is None:
+        return None
+    n = -(-spec.alif_neurons // spec.lanes) * spec.lanes
+    noisy = any(op.noise is not None for op in program.alif_ops())
+    return t.replace(n_neurons=n, lanes=spec.lanes, noise_width=spec.noise_width if noisy else 0,
+                     emit_membrane=False, emit_adaptation=False, addressed=True, runtime_increment=True)
+
+
+def mtts_spec(spec: CoreSpec, program: CoreProgram) -> MTTSSpec | None:
+    """The core's MTTS encoder (P lanes, spike trains out), or None; one encoder spec per program."""
+    specs = {op.mtts for op in program.linear_ops() if op.mtts is not None}
+    if not specs:
+        return None
+    if len(specs) > 1:
+        raise ValueError("the core has one MTTS encoder; the program's MTTS layers differ in their specs")
+    return specs.pop().replace(lanes=spec.lanes, emit="spikes")
+
+
+def attention_op(program: CoreProgram) -> AttentionOp | SDSAOp | None:
+    """The program's attention ops all run on one unit: WTA or spike-driven, not both."""
+    ops = [op for op in program.ops if isinstance(op, (AttentionOp, SDSAOp))]
+    if len({type(op) for op in ops}) > 1:
+        raise ValueError("the core has one attention unit: a program with both WTA and spike-driven "
+                         "attention does not map")
     return ops[0] if ops else None
 
 
 def wta_spec(spec: CoreSpec, program: CoreProgram):
     op = attention_op(program)
-    return None if op is None else op.wta.replace(lanes=spec.wta_lanes)
+    return op.wta.replace(lanes=spec.wta_lanes) if isinstance(op, AttentionOp) else None
+
+
+def sdsa_spec(spec: CoreSpec, program: CoreProgram) -> SDSASpec | None:
+    op = attention_op(program)
+    if not isinstance(op, SDSAOp):
+        return None
+    return op.sdsa.replace(lanes=min(spec.sdsa_lanes, op.sdsa.head_dim))
 
 
 def memory_buffers(program: CoreProgram) -> list:
@@ -57,10 +97,14 @@ def memory_buffers(program: CoreProgram) -> list:
 
 
 def scan_width(program: CoreProgram) -> int:
-    """Cmax: the widest source row the event scanner holds (a token row is V + L one-hot bits)."""
-    widths = [op.n_in for op in program.linear_ops()]
+    """Cmax: the widest source row the event scanner holds. A token row is not scanned as its
+    V + L one-hot bits: its two events (tok, V + r) are bits 0 and 1 of the mask, and the
+    offset stage maps them to their weight rows, so the priority tree spans only the widest
+    buffer or pixel row (a 7-level tree over the 100-odd bits of a token row was the WTA
+    core's worst path, 10.6 ns on ECP5-85)."""
+    widths = [op.n_in for op in program.linear_ops() if op.src != "tokens"]
     widths += [b.channels for b in program.buffers.values()]
-    return max(widths)
+    return max(widths + [2])
 
 
 def tap_data_width(spec: CoreSpec, program: CoreProgram) -> int:
@@ -70,6 +114,9 @@ def tap_data_width(spec: CoreSpec, program: CoreProgram) -> int:
     w = wta_spec(spec, program)
     if w is not None:
         widths.append(wta_output_layout(w).size)
+    sd = sdsa_spec(spec, program)
+    if sd is not None:
+        widths.append(sdsa_output_layout(sd).size)
     return max(widths)
 
 
@@ -121,13 +168,31 @@ class CoreEngine(wiring.Component):
         m.submodules.mac = mac = MACEngine(mspec, init_weights=prog.weight_image(),
                                            init_biases=prog.bias_image())
         lspec = lif_spec(spec, prog)
+        aspec = alif_spec(spec, prog)
+        # the neuron array: the LIF array or the adaptive-LIF array (one per program: check_fits)
         lif = None
         if lspec is not None:
             m.submodules.lif = lif = LIFArray(lspec, interlock=False)
+        elif aspec is not None:
+            theta, beta = prog.alif_param_image()
+            pad = aspec.n_neurons - theta.numel()
+            theta = torch.cat([theta.reshape(-1), torch.ones(pad, dtype=torch.int64)])
+            beta = torch.cat([beta.reshape(-1), torch.zeros(pad, dtype=torch.int64)])
+            m.submodules.alif = lif = ALIFArray(aspec, theta=theta, beta=beta)
+        nspec = lspec if lspec is not None else aspec
+        tspec = mtts_spec(spec, prog)
+        mtts = None
+        if tspec is not None:
+            m.submodules.mtts = mtts = MTTSEncoder(tspec)
         wspec = wta_spec(spec, prog)
+        sspec = sdsa_spec(spec, prog)
+        # the attention unit (WTA or spike-driven; the same load / query protocol)
         wta = None
         if wspec is not None:
             m.submodules.wta = wta = WTAAttention(wspec)
+        elif sspec is not None:
+            m.submodules.sdsa = wta = SDSAttention(sspec)
+        att_spec = wspec if wspec is not None else sspec
 
         # ---- activation buffers
         bufs = memory_buffers(prog)
@@ -148,6 +213,9 @@ class CoreEngine(wiring.Component):
         sample = Array(Signal(unsigned(inp.width), name=f"sample{i}") for i in range(self.n_inputs))
         # a token row's token id, registered in ROW_HOLD (the L-way select, then its one-hot compare)
         tok = Signal(unsigned(inp.width), name="tok")
+        # and its position event's weight row V + r, registered beside it
+        tok_pos = Signal(range(max(2, (prog.meta.get("vocab", 0) + inp.rows) if prog.input_kind == "tokens" else 2)),
+                         name="tok_pos")
 
         # ---- the program, as constant tables indexed by the op counter
         pc = Signal(range(max(2, n_ops)), name="pc")
@@ -168,21 +236,31 @@ class CoreEngine(wiring.Component):
             return [fn(op) if isinstance(op, LinearOp) else default for op in ops]
 
         groups_of = {i: prog.groups(op) for i, op in enumerate(ops) if isinstance(op, LinearOp)}
-        k_is_attention = table([int(isinstance(op, AttentionOp)) for op in ops], registered=False)
+        k_is_attention = table([int(isinstance(op, (AttentionOp, SDSAOp))) for op in ops], registered=False)
         k_rows = table(per_op(lambda op: op.rows))
         k_steps = table([op.steps for op in ops])
         k_groups = table([groups_of.get(i, 1) for i in range(n_ops)])
         k_wbase = table([max(0, prog.weight_base[i]) for i in range(n_ops)])
         k_bbase = table([max(0, prog.bias_base[i]) for i in range(n_ops)])
         k_shift = table(per_op(lambda op: op.shift))
-        k_lif = table(per_op(lambda op: int(op.lif is not None)))
+        # k_lif: the op's neurons are the (adaptive) LIF array; k_mtts: the MTTS encoder
+        k_lif = table(per_op(lambda op: int(op.neuron in ("lif", "alif"))))
+        k_mtts = table(per_op(lambda op: int(op.neuron == "mtts")))
         k_accumulate = table(per_op(lambda op: int(op.accumulate)))
         k_reduce = table(per_op(lambda op: int(op.reduce_time)))
+        k_reduce_rows = table(per_op(lambda op: int(op.reduce_rows)))
         k_static = table(per_op(lambda op: int(op.static_src)))
         k_tokens = table(per_op(lambda op: int(op.src == "tokens")))
         src_names = [None] + [b.name for b in bufs]
         k_src = table(per_op(lambda op: src_names.index(op.src) if op.src in buf_id else 0))
         k_dst = table([src_names.index(op.dst) if op.dst in buf_id else 0 for op in ops])
+        if aspec is not None:
+            k_increment = table(per_op(lambda op: op.alif.spec.adapt_increment if op.alif else 0), aspec.adapt_width)
+            k_noisy = table(per_op(lambda op: int(op.noise is not None)))
+            # the first state word of the op's region (read in OP_START, where the registered
+            # tables still hold the previous op's values)
+            k_alif_base0 = table([max(0, b) for b in prog.alif_base], registered=False,
+                                 width=max(1, aspec.groups.bit_length()))
         if lspec is not None:
             widths = lspec.param_widths
             k_threshold = table(per_op(lambda op: op.lif.threshold if op.lif else 1), widths["threshold"])
@@ -192,7 +270,9 @@ class CoreEngine(wiring.Component):
         # ---- counters
         t = Signal(range(max(op.steps for op in ops) + 1), name="t")
         r = Signal(range(max([op.rows for op in ops if isinstance(op, LinearOp)] + [1]) + 1), name="r")
-        lif_base = Signal(range(max(1, lspec.groups if lspec else 1) + 1), name="lif_base")
+        lif_base = Signal(range(max(1, nspec.groups if nspec else 1) + 1), name="lif_base")
+        # the op's first state word (its region of the adaptive-LIF array; 0 for the LIF array)
+        op_lif_base = Signal.like(lif_base, name="op_lif_base")
         # the LIF group of the row's next MAC beat (lif_base + the beats so far), kept in a register
         # of its own (set in ROW_READ, stepped with each MAC beat) so that no adder sits in front
         # of the LIF array's state address
@@ -201,6 +281,32 @@ class CoreEngine(wiring.Component):
         cycles = Signal(STATUS_WIDTH, name="cycles")
         in_count = Signal(range(self.n_inputs + 1), name="in_count")
         lif_overrun = Signal()
+
+        # ---- per-row source masks (a patch-wise stem: row r reads its token's pixels) and weight
+        # banks (a pooled readout: row r meets its region's weights), constants indexed by (pc, r)
+        n_rows_max = max([op.rows for op in ops if isinstance(op, LinearOp)] + [1])
+        row_mask = None
+        if any(isinstance(op, LinearOp) and op.row_masks is not None for op in ops):
+            def mask_bits(op, rr):
+                if not isinstance(op, LinearOp) or op.row_masks is None or rr >= op.rows:
+                    return (1 << self.n_inputs) - 1
+                return sum(1 << i for i in range(op.n_in) if bool(op.row_masks[rr, i]))
+            row_mask = Signal(self.n_inputs, name="row_mask")
+            m.d.comb += row_mask.eq(Array(Array(C(mask_bits(op, rr), self.n_inputs) for rr in range(n_rows_max))
+                                          for op in ops)[pc][r])
+        banked = any(isinstance(op, LinearOp) and op.row_banks is not None for op in ops)
+        row_wbase = None
+        if banked:
+            def bank_offset(op, rr):
+                if not isinstance(op, LinearOp) or op.row_banks is None or rr >= op.rows:
+                    return 0
+                return op.row_banks[rr] * op.n_in * prog.groups(op)
+            offsets = [[bank_offset(op, rr) for rr in range(n_rows_max)] for op in ops]
+            off_width = max(1, max(max(row) for row in offsets).bit_length())
+            bank_off = Array(Array(C(v, off_width) for v in row) for row in offsets)[pc][r]
+            # the row's weight base, registered in ROW_READ (the events of the previous row have all
+            # reached the MAC by then)
+            row_wbase = Signal.like(mac.i_stream.payload.addr, name="row_wbase")
 
         # ---- scanner registers
         cmax = scan_width(prog)
@@ -241,12 +347,18 @@ class CoreEngine(wiring.Component):
             with m.If(s2_step):
                 m.d.sync += [cmd.kind.eq(STEP), cmd.addr.eq(k_bbase), cmd.shift.eq(k_shift), cmd.value.eq(0)]
             with m.Else():
-                m.d.sync += [cmd.kind.eq(EVENT), cmd.addr.eq(k_wbase + s2_offset), cmd.shift.eq(0),
+                m.d.sync += [cmd.kind.eq(EVENT), cmd.addr.eq((row_wbase if banked else k_wbase) + s2_offset),
+                             cmd.shift.eq(0),
                              cmd.value.eq(s2_value)]
         with m.Elif(cmd_valid & mac.i_stream.ready):
             m.d.sync += cmd_valid.eq(0)
         with m.If(s1_valid & s2_free):
-            m.d.sync += [s2_valid.eq(1), s2_step.eq(s1_step), s2_offset.eq(s1_index * k_groups),
+            if prog.input_kind == "tokens":
+                # a token row's events are mask bits 0 (tok) and 1 (V + r): their weight rows
+                weight_row = Mux(k_tokens, Mux(s1_index[0], tok_pos, tok), s1_index)
+            else:
+                weight_row = s1_index
+            m.d.sync += [s2_valid.eq(1), s2_step.eq(s1_step), s2_offset.eq(weight_row * k_groups),
                          s2_value.eq(vals[s1_index])]
         with m.Elif(s2_valid & cmd_free):
             m.d.sync += s2_valid.eq(0)
@@ -260,7 +372,7 @@ class CoreEngine(wiring.Component):
         # ---- MAC output -> LIF -> write-back (or -> logits)
         mac_o = mac.o_stream
         row_done = Signal()
-        if lif is not None:
+        if lspec is not None:
             m.d.comb += [
                 lif.i_stream.payload.current.eq(mac_o.payload.current),
                 lif.i_stream.payload.first.eq(t == 0),
@@ -279,24 +391,88 @@ class CoreEngine(wiring.Component):
             m.d.comb += [lif.i_stream.valid.eq(mac_o.valid & k_lif), mac_o.ready.eq(1)]
             with m.If(lif.hazard | (lif.i_stream.valid & ~lif.i_stream.ready)):
                 m.d.sync += lif_overrun.eq(1)
+        elif aspec is not None:
+            m.d.comb += [
+                lif.i_stream.payload.kind.eq(UPDATE),
+                lif.i_stream.payload.current.eq(mac_o.payload.current),
+                lif.i_stream.payload.first.eq(t == 0),
+                lif.i_stream.payload.group.eq(lif_group),
+                lif.i_stream.payload.increment.eq(k_increment),
+                lif.o_stream.ready.eq(1),
+            ]
+            if aspec.noise_width:
+                # the frozen noise pattern e[t, r, n], one word per beat in the order the beats come
+                # (each op's T x R x G words, the ops in program order): a pointer stepped per beat,
+                # read one cycle ahead (the address already counts this cycle's beat), so the word
+                # is on the read port when its beat arrives; the freeze holds the port too
+                image = prog.noise_image()
+                noise_layout = data.ArrayLayout(signed(aspec.noise_width), p)
+                m.submodules.noise = noise_mem = memory.Memory(
+                    shape=noise_layout, depth=max(1, image.shape[0]),
+                    init=[[int(x) for x in row] for row in image] or [[0] * p])
+                noise_rd = noise_mem.read_port()
+                noise_ptr = Signal(range(max(2, image.shape[0] + 1)), name="noise_ptr")
+                noise_beat = mac_o.valid & k_lif & k_noisy
+                m.d.comb += noise_rd.addr.eq(noise_ptr + noise_beat)
+                with m.If(noise_beat):
+                    m.d.sync += noise_ptr.eq(noise_ptr + 1)
+                with m.If(self.i_stream.valid & self.i_stream.ready):
+                    m.d.sync += noise_ptr.eq(0)          # a new sample: the pattern from its start
+                m.d.comb += lif.i_stream.payload.noise.eq(Mux(k_noisy, noise_rd.data.as_value(), 0))
+            # as with the LIF array: the core never offers a group in flight, so the array is
+            # always ready; a beat it does not take would set `lif_overrun`
+            m.d.comb += [lif.i_stream.valid.eq(mac_o.valid & k_lif), mac_o.ready.eq(1)]
+            with m.If(lif.i_stream.valid & ~lif.i_stream.ready):
+                m.d.sync += lif_overrun.eq(1)
         else:
             m.d.comb += mac_o.ready.eq(1)
+        # the MTTS encoder: the current clamped to the encoder's range (the code: tapped as the
+        # op's current), the spike train of every lane out one cycle later
+        if mtts is not None:
+            lo, hi = tspec.lo, tspec.hi
+            codes = Signal(data.ArrayLayout(signed(spec.current_width), p), name="codes")
+            for q in range(p):
+                c = mac_o.payload.current[q]
+                m.d.comb += codes[q].eq(Mux(c < lo, lo, Mux(c > hi, hi, c)))
+                m.d.comb += mtts.i_stream.payload.value[q].eq(codes[q])
+            m.d.comb += [mtts.i_stream.valid.eq(mac_o.valid & k_mtts), mtts.o_stream.ready.eq(1)]
         mac_beat = mac_o.valid & mac_o.ready
         with m.If(mac_beat):
             m.d.sync += lif_group.eq(lif_group + 1)
         is_lif_op = k_lif if lif is not None else C(0, 1)
+        is_mtts_op = k_mtts if mtts is not None else C(0, 1)
+        is_spiking_op = is_lif_op | is_mtts_op
         # currents (spiking layers) or logits (readouts) on tap channel a
-        with m.If(mac_beat & (~is_lif_op | taps)):
-            m.d.comb += [self.a_valid.eq(1), self.a_data.eq(mac_o.payload.current.as_value()),
-                         self.a_kind.eq(Mux(is_lif_op, TAP_CURRENT, TAP_LOGITS))]
+        current_word = mac_o.payload.current.as_value()
+        if mtts is not None:
+            current_word = Mux(is_mtts_op, codes.as_value(), current_word)
+        with m.If(mac_beat & (~is_spiking_op | taps)):
+            m.d.comb += [self.a_valid.eq(1), self.a_data.eq(current_word),
+                         self.a_kind.eq(Mux(is_spiking_op, TAP_CURRENT, TAP_LOGITS))]
         last_out = g_out == k_groups - 1
-        with m.If(mac_beat & ~is_lif_op):
+        with m.If(mac_beat & ~is_spiking_op):
             m.d.sync += g_out.eq(g_out + 1)
             with m.If(last_out):
                 m.d.comb += row_done.eq(1)
-        if lif is not None:
-            lif_beat = lif.o_stream.valid
-            spikes = lif.o_stream.payload.spikes
+        if lif is not None or mtts is not None:
+            # the spike beat of the op: the neuron array's output, or the MTTS encoder's trains
+            # at the current step t (never both: an op has one kind of neuron)
+            lif_beat = Signal(name="spike_beat")
+            spikes = Signal(p, name="spikes")
+            if lif is not None and mtts is not None:
+                m.d.comb += lif_beat.eq(lif.o_stream.valid | mtts.o_stream.valid)
+            else:
+                m.d.comb += lif_beat.eq((lif or mtts).o_stream.valid)
+            train_bits = 0
+            if mtts is not None:
+                trains = mtts.o_stream.payload.spikes
+                train_bits = Cat(*(trains[q].bit_select(t, 1) for q in range(p)))
+            if lif is not None and mtts is not None:
+                m.d.comb += spikes.eq(Mux(mtts.o_stream.valid, train_bits, lif.o_stream.payload.spikes))
+            elif lif is not None:
+                m.d.comb += spikes.eq(lif.o_stream.payload.spikes)
+            else:
+                m.d.comb += spikes.eq(train_bits)
             sum_width = max(b.width for b in bufs)
             sums = Signal(data.ArrayLayout(unsigned(sum_width), p), name="sums")
             with m.If(lif_beat):
@@ -336,7 +512,7 @@ class CoreEngine(wiring.Component):
         # ---- attention unit plumbing
         if wta is not None:
             aop = attention_op(prog)
-            length, dh, heads = wspec.length, wspec.head_dim, aop.heads
+            length, dh, heads = att_spec.length, att_spec.head_dim, aop.heads
             h = Signal(range(heads + 1), name="h")
             j = Signal(range(length + 1), name="j")
             o = Signal(range(length + 1), name="o")
@@ -385,8 +561,11 @@ class CoreEngine(wiring.Component):
                         m.d.sync += [in_count.eq(0), pc.eq(0), cycles.eq(0)]
                         m.next = "OP_START"
             with m.State("OP_START"):
-                m.d.sync += [cycles.eq(cycles + 1), t.eq(0), r.eq(0), row_addr.eq(0), lif_base.eq(0),
-                             g_out.eq(0)]
+                m.d.sync += [cycles.eq(cycles + 1), t.eq(0), r.eq(0), row_addr.eq(0), g_out.eq(0)]
+                if aspec is not None:
+                    m.d.sync += [lif_base.eq(k_alif_base0), op_lif_base.eq(k_alif_base0)]
+                else:
+                    m.d.sync += lif_base.eq(0)
                 if wta is not None:
                     m.d.sync += [h.eq(0), j.eq(0), o.eq(0), t_base.eq(0)]
                     with m.If(k_is_attention):
@@ -398,6 +577,8 @@ class CoreEngine(wiring.Component):
             with m.State("ROW_READ"):
                 # the buffers read row_addr this cycle; their data is valid in ROW_HOLD
                 m.d.sync += [cycles.eq(cycles + 1), lif_group.eq(lif_base)]
+                if banked:
+                    m.d.sync += row_wbase.eq(k_wbase + bank_off)
                 m.next = "ROW_HOLD"
             with m.State("ROW_HOLD"):
                 # every buffer's row -> old (the residuals of the write-back, and the source row):
@@ -407,7 +588,7 @@ class CoreEngine(wiring.Component):
                 for b in bufs:
                     m.d.sync += old[b.name].eq(rd_data[b.name])
                 if prog.input_kind != "pixels":
-                    m.d.sync += tok.eq(sample[r])
+                    m.d.sync += [tok.eq(sample[r]), tok_pos.eq(prog.meta["vocab"] + r)]
                 m.next = "ROW_LOAD"
             with m.State("ROW_LOAD"):
                 m.d.sync += cycles.eq(cycles + 1)
@@ -419,11 +600,13 @@ class CoreEngine(wiring.Component):
                         m.d.sync += [vals[i].eq(row[i]) for i in range(b.channels)]
                 with m.If(k_src == 0):
                     if prog.input_kind == "pixels":
-                        m.d.sync += mask.eq(Cat(*(sample[i] != 0 for i in range(self.n_inputs))))
+                        nonzero = Cat(*(sample[i] != 0 for i in range(self.n_inputs)))
+                        if row_mask is not None:
+                            nonzero = nonzero & row_mask
+                        m.d.sync += mask.eq(nonzero)
                         m.d.sync += [vals[i].eq(sample[i]) for i in range(self.n_inputs)]
                     else:
-                        vocab = prog.meta["vocab"]
-                        m.d.sync += mask.eq(Cat(*((tok == i) | ((r + vocab) == i) for i in range(cmax))))
+                        m.d.sync += mask.eq(0b11)           # the events (tok, 1) and (V + r, 1)
                         m.d.sync += [vals[i].eq(1) for i in range(cmax)]
                 m.next = "SCAN"
             with m.State("SCAN"):
@@ -437,6 +620,11 @@ class CoreEngine(wiring.Component):
                     # its own events only)
                     with m.If(pipe_empty):
                         m.d.sync += [t.eq(t + 1), row_addr.eq(row_addr + k_rows)]
+                        m.next = "ROW_READ"
+                with m.Elif(k_reduce_rows & (r != k_rows - 1)):
+                    # a readout that also sums over the rows: the next row's steps add in too
+                    with m.If(pipe_empty):
+                        m.d.sync += [t.eq(0), r.eq(r + 1), row_addr.eq(r + 1)]
                         m.next = "ROW_READ"
                 with m.Elif(s1_free):
                     m.d.sync += [s1_valid.eq(1), s1_step.eq(1)]
@@ -454,7 +642,7 @@ class CoreEngine(wiring.Component):
                     with m.Else():
                         m.d.sync += row_addr.eq(row_addr + 1)
                         with m.If(r == k_rows - 1):
-                            m.d.sync += [r.eq(0), lif_base.eq(0), t.eq(t + 1)]
+                            m.d.sync += [r.eq(0), lif_base.eq(op_lif_base), t.eq(t + 1)]
                             with m.If(t == k_steps - 1):
                                 m.next = "NEXT_OP"
                             with m.Else():
