@@ -4,8 +4,8 @@
 
 For P = 1, 4, 16 score lanes: one head (64 K/V loads, 64 causal queries of random spikes)
 through ``rtl.WTAAttention`` in Amaranth's simulator with no stalls; prints the measured query
-interval, query latency and the cycle of the last output next to G + k + 4 and
-L + L (G + k + 4), and the top-k unit's row latency for both versions.
+interval, query latency and the cycle of the last output next to G + k + 5 and
+L + L (G + k + 5), and the top-k unit's row latency for both versions.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def main():
         queries = run.accept_cycles[64:]
         interval = queries[1] - queries[0]
         latency = run.output_cycles[0] - queries[0]
-        f = spec.groups + spec.top_k + 4
+        f = spec.groups + spec.top_k + 5
         print(f"{lanes:>3} {interval:>9} {f:>8} {latency:>8} {f:>8} {run.output_cycles[-1]:>9} {64 + 64 * f:>8}")
     print("\nTop-k unit, L = 64, k = 4: cycles from a row's first input beat to its result")
     for version in ("stream", "parallel"):

@@ -37,7 +37,7 @@ Per block (k the beat index, all counts from the golden input)
 * Top-k, ``stream``: score j of row r taken at ``r L + j``, the row's beat at ``(r + 1) L``;
   ``parallel``: row r taken at r, its beat at ``r + S + 2`` (S = log2 N (log2 N + 1) / 2,
   N = 2^ceil(log2 L)).
-* WTA attention (I = G_w + k + 4, G_w = ceil(L / P)): a load beat takes 1 cycle; a query taken
+* WTA attention (I = G_w + k + 5, G_w = ceil(L / P)): a load beat takes 1 cycle; a query taken
   at c has its output at ``c + I``, and the next beat is taken in that same cycle.
 * MTTS encoder (latency 1): beat k at k, its output at ``k + 1``.
 * Dilated window buffer: position n (maps back to back) taken at n, its window at
@@ -247,8 +247,8 @@ def topk_timing(spec: TopKSpec, rows: int) -> BlockTiming:
 # ---- WTA attention unit ---------------------------------------------------------------------------
 
 def wta_query_interval(spec: WTASpec) -> int:
-    """I = G_w + k + 4: a query's latency and the interval to the next beat."""
-    return spec.groups + spec.top_k + 4
+    """I = G_w + k + 5: a query's latency and the interval to the next beat."""
+    return spec.groups + spec.top_k + 5
 
 
 def load_query_timing(length: int, interval: int, queries: Sequence[int]) -> BlockTiming:

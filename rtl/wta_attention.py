@@ -130,19 +130,20 @@ class WTAAttention(wiring.Component):
     Why lane lists: a single k-slot list fed P candidates per cycle puts P insertions
     in series in one cycle (42.9 MHz on ECP5-85 at the default spec); per-lane lists
     keep one insertion per cycle, and the merge runs alongside the V reads that were
-    needed anyway. The score register and the V address register cost one cycle each.
+    needed anyway. The half-score, score and V address registers cost one cycle each.
 
     Latency and throughput
     ----------------------
     * Load beats: 1 per cycle.
-    * A query accepted in cycle c has its output valid in cycle c + G + k + 4
-      (``latency(spec)``): G + 1 cycles of scores (the score register adds one), k + 2
+    * A query accepted in cycle c has its output valid in cycle c + G + k + 5
+      (``latency(spec)``): G + 2 cycles of scores (the half-score and score registers add
+      one each), k + 2
       cycles of merge and V reads (the address register and the memory's read register),
       the product and the output register in the last of them.
-    * Throughput: one query every G + k + 4 cycles (``query_interval(spec)``), the
+    * Throughput: one query every G + k + 5 cycles (``query_interval(spec)``), the
       next query being accepted in the cycle its predecessor's output appears. For
-      L = 64, P = 4, k = 4: 16 + 4 + 4 = 24 cycles per query, and a whole head
-      (64 loads + 64 queries) has its last output in cycle 64 + 64 * 24 = 1600.
+      L = 64, P = 4, k = 4: 16 + 4 + 5 = 25 cycles per query, and a whole head
+      (64 loads + 64 queries) has its last output in cycle 64 + 64 * 25 = 1664.
     * Back-pressure: a finished query waits in the V-sum state while the output
       register is full and not taken; load beats are held in the meantime.
 
@@ -164,13 +165,13 @@ class WTAAttention(wiring.Component):
 
     @staticmethod
     def latency(spec: WTASpec) -> int:
-        """Cycles from a query's accept to its output beat: G + k + 4."""
-        return spec.groups + spec.top_k + 4
+        """Cycles from a query's accept to its output beat: G + k + 5."""
+        return spec.groups + spec.top_k + 5
 
     @staticmethod
     def query_interval(spec: WTASpec) -> int:
-        """Cycles between accepted queries without back-pressure: G + k + 4."""
-        return spec.groups + spec.top_k + 4
+        """Cycles between accepted queries without back-pressure: G + k + 5."""
+        return spec.groups + spec.top_k + 5
 
     def elaborate(self, platform):
         spec = self.spec
@@ -194,7 +195,7 @@ class WTAAttention(wiring.Component):
         querying = Signal(name="querying")   # the last beat was a query: the next load is row 0
         q_index = Signal(range(length), name="q_index")
         q_reg = Signal(row_layout, name="q_reg")
-        step = Signal(range(groups + 1), name="step")
+        step = Signal(range(groups + 2), name="step")
         rank = Signal(range(k + 2), name="rank")
         slot_lay = slot_layout(iw, score_shape(spec))
         # lane p keeps the best k of its own keys j = g P + p, in rank order
@@ -246,18 +247,29 @@ class WTAAttention(wiring.Component):
         # state is gated by the state decode (0 elsewhere), which put fsm_state in front of
         # the head comparators' carry chains (10.6 ns on ECP5-85). The states only choose
         # which registers take these values.
+        # The score is split over two cycles: the two halves of the AND-popcount (dot product) of
+        # group s into registers, then their sum, the mask and the candidate of group s - 1 (the
+        # query row's fan-out to the P lanes and a one-cycle popcount were 10.8 ns on ECP5-85).
         scores, keys, elig, inserted = [], [], [], []
+        half = (d + 1) // 2
         for p in range(lanes):
             krow = kr.data[p]
             if spec.qk_signed:
                 terms = [q_reg[e] * krow[e] for e in range(d)]
             else:
                 terms = [q_reg[e] & krow[e] for e in range(d)]
+            parts = []
+            for h, chunk in enumerate((terms[:half], terms[half:])):
+                if not chunk:
+                    continue
+                part = Signal(score_shape(spec), name=f"part{p}_{h}")
+                m.d.sync += part.eq(tree_sum(chunk))
+                parts.append(part)
             score = Signal(score_shape(spec), name=f"score{p}")
-            m.d.comb += score.eq(tree_sum(terms))
-            j = Signal(range(groups * lanes), name=f"key{p}")
-            m.d.comb += j.eq(step * lanes + p)
-            ok = (score >= spec.min_score)
+            m.d.comb += score.eq(tree_sum(parts))
+            j = Signal(range(groups * lanes + lanes), name=f"key{p}")
+            m.d.comb += j.eq((step - 1) * lanes + p)
+            ok = (score >= spec.min_score) & (step != 0)      # step 0: no group in the halves yet
             if groups * lanes > length:
                 ok = ok & (j < length)
             if spec.causal:
@@ -296,17 +308,18 @@ class WTAAttention(wiring.Component):
                         m.next = "SCORE"
 
             with m.State("SCORE"):
-                # step s (0 .. G): kr.data holds group s (address presented last cycle); its P
-                # scores go into the score register while the register's previous contents
-                # (group s - 1; nothing at s = 0) are inserted into the lane lists. At s = G the
-                # register takes a word past the last group: it is never inserted, since the FSM
-                # leaves SCORE and the next query clears the register first.
+                # step s (0 .. G + 1): kr.data holds group s (address presented last cycle); its
+                # P half scores go into the halves' registers, the halves of group s - 1 (none at
+                # s = 0) become the score register, and the score register's group s - 2 is
+                # inserted into the lane lists. At s = G and G + 1 the halves and the score
+                # register take words past the last group: they are never inserted, since the FSM
+                # leaves SCORE and the next query clears the score register first.
                 m.d.comb += kr.addr.eq(step + 1)
                 for p in range(lanes):
                     m.d.sync += [cand[p].valid.eq(elig[p]), cand[p].score.eq(scores[p]),
                                  cand[p].index.eq(keys[p][:iw])]
                     m.d.sync += [lane_slots[p][r].eq(inserted[p][r]) for r in range(k)]
-                with m.If(step == groups):
+                with m.If(step == groups + 1):
                     m.d.sync += rank.eq(0)
                     m.next = "ACC"
                 with m.Else():

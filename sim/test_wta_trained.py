@@ -44,7 +44,9 @@ def test_trained_vectors_verilator_bit_exact(tmp_path):
     from sim.harness import cosim
 
     spec, _, beats, expected = trained_stream()
+    # a query holds the stream for a query interval: the generic timeout (4 cycles a beat) is too short
+    budget = 4 * (len(beats) + len(expected) * WTAAttention.query_interval(spec))
     report = cosim(WTAAttention(spec), "wta_attention", beats, expected, tmp_path, seed=13,
-                   valid_prob=0.8, ready_prob=0.7)
+                   valid_prob=0.8, ready_prob=0.7, timeout_cycles=budget)
     assert report.result.beats_checked == len(expected)
     assert report.mismatches == 0, report.explain()

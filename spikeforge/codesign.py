@@ -84,7 +84,7 @@ def wta_k_section(records: list[dict]) -> list[str]:
                  "\"within 2 % of k = 16\" is a statement about an untrained operating point; Study 1b retrains "
                  "wta-causal for each k.")
     lines += ["", "What it shows:", ""] + finds + [
-        "* k enters the cycles only through the attention op's query interval G_w + k + 4 and the energy "
+        "* k enters the cycles only through the attention op's query interval G_w + k + 5 and the energy "
         "through the top-k comparisons and V adds, so the savings are bounded by the attention's share "
         "(the projections' and MLP's events do not depend on k, except through the spikes k changes "
         "downstream).", "", "Plots: [energy](codesign/wta-k-accuracy-vs-energy.svg), "

@@ -239,9 +239,9 @@ def test_block_formulas_by_hand():
     # LIF, G = 1: one beat every 3 cycles; G = 2: gaps 1, 2
     assert eb.lif_timing(LIFSpec(n_neurons=4, lanes=4), 3).accept_cycles == [0, 3, 6]
     assert eb.lif_timing(LIFSpec(n_neurons=8, lanes=4), 5).accept_cycles == [0, 1, 3, 4, 6]
-    # WTA head L = 64, k = 4, D = 32, P = 4: 24 cycles a query, last output in cycle 1600
+    # WTA head L = 64, k = 4, D = 32, P = 4: 25 cycles a query, last output in cycle 1664
     assert eb.wta_timing(WTASpec(length=64, k=4, head_dim=32, value_dim=32, score_width=6), [64]).output_cycles[-1] \
-        == 64 + 64 * 24
+        == 64 + 64 * 25
     # window 16 x 16, w = 1, d = 1, 2, 4: fill 69 cycles; one map: 256 + 69 cycles
     t = eb.window_timing(WindowSpec(), 1)
     assert t.output_cycles[0] == 69 and t.cycles == 256 + 69

@@ -49,11 +49,11 @@ def test_latency_and_throughput_match_the_docstring(spec):
     for s in range(2):
         acc = run.accept_cycles[s * 2 * L:(s + 1) * 2 * L]
         loads, queries = acc[:L], acc[L:]
-        # loads: one per cycle; queries: one every G + k + 4 cycles
+        # loads: one per cycle; queries: one every G + k + 5 cycles
         assert loads == list(range(loads[0], loads[0] + L))
         assert [b - a for a, b in zip(queries, queries[1:])] == [WTAAttention.query_interval(spec)] * (L - 1)
         outs = run.output_cycles[s * L:(s + 1) * L]
-        assert [o - a for a, o in zip(queries, outs)] == [spec.groups + spec.top_k + 4] * L
+        assert [o - a for a, o in zip(queries, outs)] == [spec.groups + spec.top_k + 5] * L
 
 
 def test_head_L64_k4_d32_cycle_count():
@@ -64,10 +64,10 @@ def test_head_L64_k4_d32_cycle_count():
     run = run_stream(WTAAttention(spec), wta_input_beats(spec, q, k, v), 64)
     assert run.outputs == [pack(wta_output_layout(spec), b)
                            for b in wta_expected_beats(spec, ref["out"], ref["index"], ref["valid"])]
-    # docstring: 64 loads + 64 queries * (G + k + 4) = 64 + 64 * 24 = 1600, output of the last query
-    # appears in cycle 64 + 63 * 24 + 24 = 1600
-    assert WTAAttention.query_interval(spec) == 16 + 4 + 4
-    assert run.output_cycles[-1] == 64 + 64 * 24
+    # docstring: 64 loads + 64 queries * (G + k + 5) = 64 + 64 * 25 = 1664, output of the last query
+    # appears in cycle 64 + 63 * 25 + 25 = 1664
+    assert WTAAttention.query_interval(spec) == 16 + 4 + 5
+    assert run.output_cycles[-1] == 64 + 64 * 25
 
 
 def test_bad_input():

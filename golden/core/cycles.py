@@ -27,7 +27,7 @@ LIF array (A = 5 cycles with the run-time multiply leak, 4 with the shift leak:
                     MAC); the STEP is accepted at c = s_{T-1} (n = 0) or R; the row takes
                     c + S + G cycles.
 
-    WTA attention   T H (3 L + 3 + L I),  I = G_w + k + 4 (``WTAAttention.query_interval``):
+    WTA attention   T H (3 L + 3 + L I),  I = G_w + k + 5 (``WTAAttention.query_interval``):
                     every K/V load is a read, a hold (the beat's registers) and a send
                     cycle; so is the first Q row; every later query is accepted I cycles
                     after the previous one (its read and hold hide in that wait) and its
@@ -60,8 +60,8 @@ ALIF_LATENCY = 5
 
 
 def wta_query_interval(spec) -> int:
-    """I = G_w + k + 4 (``rtl.wta_attention.WTAAttention.query_interval``)."""
-    return spec.groups + spec.top_k + 4
+    """I = G_w + k + 5 (``rtl.wta_attention.WTAAttention.query_interval``)."""
+    return spec.groups + spec.top_k + 5
 
 
 def lif_latency(program: CoreProgram) -> int:

@@ -1,7 +1,7 @@
 """Formal properties of the WTA attention unit (``rtl.wta_attention.WTAAttention``).
 
 Default formal spec: L = 2 keys of D = 2 spike elements, V rows of Dv = 1 spike, k = 1, one
-score lane (G = 2), reciprocal R = 1 (F = 0): latency G + k + 4 = 7. The environment follows
+score lane (G = 2), reciprocal R = 1 (F = 0): latency G + k + 5 = 8. The environment follows
 the unit's protocol: L load beats, then up to L queries; a load after a query starts the next
 sequence.
 """
@@ -62,8 +62,8 @@ class WTAFormal(FormalBlock):
     def block_properties(self):
         return [
             Property("latency", "with o_stream.ready high, a query accepted in cycle c has its result valid in "
-                     "cycle c + G + k + 4, and nothing else is", self.check_latency, self.depth, induction=True),
-            Property("interval", "with o_stream.ready high, the next beat after a query is accepted G + k + 4 "
+                     "cycle c + G + k + 5, and nothing else is", self.check_latency, self.depth, induction=True),
+            Property("interval", "with o_stream.ready high, the next beat after a query is accepted G + k + 5 "
                      "cycles later, after a load 1 cycle later", self.check_interval, self.depth),
             Property("attention", "every result equals golden WTA attention of a shadow copy of K and V: scores "
                      "(AND-popcount / dot product), eligibility, top-k by rank (ties: lower index), "
