@@ -33,6 +33,16 @@ LIF array (A = 5 cycles with the run-time multiply leak, 4 with the shift leak:
                     after the previous one (its read and hold hide in that wait) and its
                     output appears I cycles later; the next head starts the cycle after
                     the last output.
+
+    spike-driven    T H (3 L + 3 + (L - 1) max(G_s, 3) + G_s),  G_s = ceil(dh / P_s)
+    attention       (``SDSAttention``: latency and query interval G_s): the same loop, but a
+                    query interval shorter than the engine's read, hold, send (3 cycles)
+                    lets the engine set the pace.
+
+A row's neuron latency A is the LIF array's (above), the adaptive-LIF array's (S + 1 = 5,
+``ALIFSpec.latency``) or the MTTS encoder's (1). A readout that also sums over its rows
+(``reduce_rows``) runs the readout recurrence over every (r, t), t inner, with one STEP at
+the end.
 """
 
 from __future__ import annotations
@@ -55,8 +65,6 @@ OP_OVERHEAD = 2
 ATT_BEAT_CYCLES = 3
 #: the MTTS encoder's latency (``rtl.mtts.MTTSEncoder.LATENCY``)
 MTTS_LATENCY = 1
-#: the adaptive-LIF array's latency: S + 1 = 5 (``golden.alif.ALIFSpec.latency``)
-ALIF_LATENCY = 5
 
 
 def wta_query_interval(spec) -> int:
@@ -127,7 +135,7 @@ def op_cycles(program: CoreProgram, spec: CoreSpec, index: int, nnz: torch.Tenso
         wta = op.wta.replace(lanes=spec.wta_lanes)
         length = wta.length
         per = op.steps * op.heads * (3 * length + 3 + length * wta_query_interval(wta))
-        return torch.full((nnz.shape[0] if nnz is not None else 1,), per + OP_OVERHEAD, dtype=torch.int64)
+        return torch.full((batch,), per + OP_OVERHEAD, dtype=torch.int64)
     g = program.groups(op)
     if op.reduce_rows:
         # one STEP after every row's steps: the recurrence runs over (r, t), t inner

@@ -136,29 +136,36 @@ def _run_linear(program: CoreProgram, op: LinearOp, bufs: dict, batch: int, out:
     return out_nnz, taps, spikes
 
 
-def _run_attention(program: CoreProgram, op: AttentionOp, bufs: dict, batch: int) -> dict:
-    spec, h, t = op.wta, op.heads, op.steps
-    length = spec.length
-    dh = spec.head_dim
+def _split_heads(bufs: dict, op, spec, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The Q, K, V buffer rows (B, T L, >= H dh) of an attention op -> (B, T, H, L, dh) each: the rows
+    the attention unit sees, head by head."""
     def heads(name):
-        x = bufs[name][..., :h * dh].reshape(batch, t, length, h, dh)
-        return x.permute(0, 1, 3, 2, 4)                          # (B, T, H, L, dh)
-    r = wta_attention(spec, heads(op.q), heads(op.k), heads(op.v))
-    out = r.out.permute(0, 1, 3, 2, 4).reshape(batch, t * length, h * dh)
-    bufs[op.dst] = _pad(program, out, bufs[op.dst].shape[-1])
+        x = bufs[name][..., :op.heads * spec.head_dim].reshape(batch, op.steps, spec.length, op.heads, spec.head_dim)
+        return x.permute(0, 1, 3, 2, 4)
+    return heads(op.q), heads(op.k), heads(op.v)
+
+
+def _merge_heads(y: torch.Tensor) -> torch.Tensor:
+    """(B, T, H, L, dh) -> (B, T, L, H dh): each head's outputs in its slice of the row."""
+    b, t, h, length, dh = y.shape
+    return y.permute(0, 1, 3, 2, 4).reshape(b, t, length, h * dh)
+
+
+def _write_heads(program: CoreProgram, bufs: dict, op, y: torch.Tensor) -> None:
+    """An attention op's outputs (B, T, H, L, dh) into its destination buffer's rows."""
+    b, t, _, length, _ = y.shape
+    bufs[op.dst] = _pad(program, _merge_heads(y).reshape(b, t * length, -1), bufs[op.dst].shape[-1])
+
+
+def _run_attention(program: CoreProgram, op: AttentionOp, bufs: dict, batch: int) -> dict:
+    r = wta_attention(op.wta, *_split_heads(bufs, op, op.wta, batch))
+    _write_heads(program, bufs, op, r.out)
     return {"attention_out": r.out, "attention_index": r.index, "attention_valid": r.valid.to(torch.int64)}
 
 
 def _run_sdsa(program: CoreProgram, op: SDSAOp, bufs: dict, batch: int) -> dict:
-    spec, h, t = op.sdsa, op.heads, op.steps
-    length, dh = spec.length, spec.head_dim
-
-    def heads(name):
-        x = bufs[name][..., :h * dh].reshape(batch, t, length, h, dh)
-        return x.permute(0, 1, 3, 2, 4)                          # (B, T, H, L, dh)
-    y = sdsa_attention(spec, heads(op.q), heads(op.k), heads(op.v)).y
-    out = y.permute(0, 1, 3, 2, 4).reshape(batch, t * length, h * dh)
-    bufs[op.dst] = _pad(program, out, bufs[op.dst].shape[-1])
+    y = sdsa_attention(op.sdsa, *_split_heads(bufs, op, op.sdsa, batch)).y
+    _write_heads(program, bufs, op, y)
     return {"attention_out": y}
 
 
@@ -238,19 +245,12 @@ def check_against_model(program: CoreProgram, run: ProgramRun, layers: dict) -> 
                 same(op.out_tensor, taps[key][..., :n], _model_view(program, op, layers[op.out_tensor]))
             if op.sum_tensor and op.sum_tensor in layers:
                 same(op.sum_tensor, taps["sum"][..., :n], _model_view(program, op, layers[op.sum_tensor]))
-        elif isinstance(op, SDSAOp):
-            if op.out_tensor and op.out_tensor in layers:
-                b = taps["attention_out"].shape[0]
-                got = taps["attention_out"].permute(0, 1, 3, 2, 4).reshape(b, op.steps, op.sdsa.length, -1)
-                same(op.out_tensor, got, layers[op.out_tensor].movedim(0, 1))
         else:
-            spec = op.wta
-            for key, name in (("attention_index", op.index_tensor), ("attention_valid", op.valid_tensor)):
-                if name and name in layers:
-                    # forward_layers: (T, B, H, L, k)
-                    same(name, taps[key], layers[name].movedim(0, 1).to(torch.int64))
+            if isinstance(op, AttentionOp):
+                for key, name in (("attention_index", op.index_tensor), ("attention_valid", op.valid_tensor)):
+                    if name and name in layers:
+                        # forward_layers: (T, B, H, L, k)
+                        same(name, taps[key], layers[name].movedim(0, 1).to(torch.int64))
             if op.out_tensor and op.out_tensor in layers:
-                b = taps["attention_out"].shape[0]
-                got = taps["attention_out"].permute(0, 1, 3, 2, 4).reshape(b, op.steps, spec.length, -1)
-                same(op.out_tensor, got, layers[op.out_tensor].movedim(0, 1))
+                same(op.out_tensor, _merge_heads(taps["attention_out"]), layers[op.out_tensor].movedim(0, 1))
     return checked

@@ -121,7 +121,7 @@ class LinearOp:
     reduce_rows: bool = False              # with reduce_time: also sum over the rows (one STEP)
 
     def __post_init__(self):
-        kinds = [k for k in ("lif", "alif", "mtts") if getattr(self, k) is not None]
+        kinds = [k for k in NEURON_KINDS if getattr(self, k) is not None]
         if len(kinds) > 1:
             raise SpecError(f"layer {self.name}: one kind of neuron per op; got {', '.join(kinds)}")
         if self.reduce_rows and not self.reduce_time:
@@ -137,10 +137,7 @@ class LinearOp:
 
     @property
     def neuron(self) -> str | None:
-        for k in ("lif", "alif", "mtts"):
-            if getattr(self, k) is not None:
-                return k
-        return None
+        return next((k for k in NEURON_KINDS if getattr(self, k) is not None), None)
 
     @property
     def banks(self) -> int:

@@ -135,7 +135,8 @@ def _ffs(m: Module, bits, name: str):
 
 
 class CoreEngine(wiring.Component):
-    """Sequencer + units: MAC engine, LIF array (addressed, run-time parameters), WTA attention unit.
+    """Sequencer + units: MAC engine, LIF array (addressed, run-time parameters) or adaptive-LIF array
+    (addressed, run-time increment, noise memory), MTTS encoder, WTA or spike-driven attention unit.
 
     Members: ``i_stream`` (one input value per beat: a pixel or a token id), and two tap
     channels without back-pressure (``a_*``: currents, logits and the status word; ``b_*``:
@@ -211,11 +212,10 @@ class CoreEngine(wiring.Component):
         # ---- the input sample, in registers
         inp = prog.input_buffer
         sample = Array(Signal(unsigned(inp.width), name=f"sample{i}") for i in range(self.n_inputs))
-        # a token row's token id, registered in ROW_HOLD (the L-way select, then its one-hot compare)
+        # a token row's token id, registered in ROW_HOLD (the L-way select), then its offset tok G in ROW_LOAD
         tok = Signal(unsigned(inp.width), name="tok")
         # and its position event's weight row V + r, registered beside it
-        tok_pos = Signal(range(max(2, (prog.meta.get("vocab", 0) + inp.rows) if prog.input_kind == "tokens" else 2)),
-                         name="tok_pos")
+        tok_pos = Signal(range(max(2, prog.meta.get("vocab", 0) + inp.rows)), name="tok_pos")
 
         # ---- the program, as constant tables indexed by the op counter
         pc = Signal(range(max(2, n_ops)), name="pc")

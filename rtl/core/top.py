@@ -31,7 +31,8 @@ class NeuroCore(wiring.Component):
     currents, spikes (with the residual sums an op writes) and attention outputs, always
     the logits, and last a status beat carrying the sample's cycle count. Everything in
     between -- every layer, head, position and time step -- is walked by the engine's
-    sequencer over one MAC engine, one LIF array and one WTA attention unit.
+    sequencer over one MAC engine, one (adaptive) LIF array, the MTTS encoder where the model
+    has one, and one attention unit (WTA or spike-driven).
 
     Freeze: the engine runs under ``EnableInserter``; while either output FIFO is full
     the whole engine holds its state, so host back-pressure changes when beats leave but
