@@ -8,7 +8,11 @@ event the hardware performs, and the energy ``E = sum over event kinds of count 
 
 Cycles are the core's own: ``golden.core.cycles.op_cycles`` per layer (the op-start and
 next-op cycles included), whose sum is ``predict_cycles``, the formula that equals the RTL's
-cycle counter on every sample (``sim/test_core.py``): every cycle from the first op's start to
+cycle counter on every sample (``sim/test_core.py``). Every data-dependent count comes from the
+three activity counters the core reports per op (``golden.core.cycles.OpActivity``: cycles, EVENT
+commands, spikes), so ``estimate_from_activity`` on the core's own counters (a co-simulation or
+a board run) gives the energy from the hardware's activity, and ``estimate_core`` the same from
+the golden run (equal, ``sim/test_core.py``): every cycle from the first op's start to
 the last op's end, without the host's transfer of the sample and the status beat, and without
 the cycles the core is frozen by a full output FIFO. Latency = cycles / Fmax; throughput =
 Fmax / cycles samples per second (the core runs one sample at a time, layer after layer).
@@ -64,7 +68,10 @@ WTA attention (``AttentionOp``; per (t, head): L key loads, L queries; G_w = cei
     k_reads         = T H L G_w                  K memory words (P_w rows) of a query's score steps
     scores          = T H L G_w P_w              AND-popcount (dot product) scores (= T H L^2 for P_w | L)
     topk_inserts    = T H L G_w P_w k            each candidate against the k slots of its lane
-    topk_merges     = T H L k P_w (P_w - 1) / 2  the k merge steps compare every pair of lane heads
+    topk_merges     = T H L (k + 1) 3 P_w (P_w - 1) / 2   the relation registers: the first cycle
+                                                 compares heads with heads and second slots with
+                                                 heads, each of the k merge steps third slots with
+                                                 heads and second slots with second slots
     v_reads         = T H L k                    the winners' V rows
     v_adds          = T H L k Dv                 their sum
     scale_mults     = T H L Dv                   the reciprocal 1/k (reciprocal scale mode)
@@ -90,7 +97,7 @@ from pathlib import Path
 
 import torch
 
-from golden.core.cycles import op_cycles
+from golden.core.cycles import OpActivity, op_activity
 from golden.core.execute import ProgramRun
 from golden.core.program import AttentionOp, CoreProgram, CoreSpec, LinearOp, SDSAOp
 
@@ -118,7 +125,7 @@ EVENT_KINDS = {
     "k_reads": "WTA unit K-memory word read (P_w keys)",
     "scores": "WTA score (AND-popcount or dot product of a query and a key)",
     "topk_inserts": "top-k insertion comparison (a candidate against a slot)",
-    "topk_merges": "top-k merge comparison (two lane heads)",
+    "topk_merges": "top-k merge comparison (lane heads and second and third slots)",
     "v_reads": "WTA unit V row read (a winner)",
     "v_adds": "add of a winner's V element",
     "scale_mults": "multiply by the reciprocal 1/k",
@@ -358,13 +365,12 @@ class CoreEstimate:
 
 # ---- event counts and energies ---------------------------------------------------------------------
 
-def _linear_layer(program: CoreProgram, spec: CoreSpec, index: int, op: LinearOp, run: ProgramRun,
+def _linear_layer(program: CoreProgram, spec: CoreSpec, index: int, op: LinearOp, act: OpActivity,
                   tech: Technology) -> LayerEstimate:
     p = spec.lanes
     g = program.groups(op)
-    nnz = run.nnz[index]                                       # (B, T, R)
-    batch = nnz.shape[0]
-    events = nnz.sum(dim=(1, 2))                               # sum n_{t,r}
+    events = act.events                                        # sum n_{t,r}
+    batch = events.shape[0]
     steps = op.rows if op.reduce_time else op.steps * op.rows  # S: STEPs per sample
     rows = torch.full((batch,), op.steps * op.rows, dtype=torch.int64)
     full = lambda v: torch.full((batch,), int(v), dtype=torch.int64)   # noqa: E731
@@ -394,7 +400,7 @@ def _linear_layer(program: CoreProgram, spec: CoreSpec, index: int, op: LinearOp
     if op.lif is not None:
         beats = op.steps * op.rows * g
         neurons = -(-spec.lif_neurons // p) * p                 # the array's state memory (whole words)
-        spikes = run.taps[index]["spikes"].sum(dim=(1, 2, 3)).to(torch.int64)
+        spikes = act.spikes
         counts.update({"lif_beats": full(beats), "neuron_updates": full(beats * p),
                        "lif_state_reads": full(beats), "lif_state_writes": full(beats), "spikes": spikes})
         frac = op.lif.leak_frac_bits
@@ -408,7 +414,7 @@ def _linear_layer(program: CoreProgram, spec: CoreSpec, index: int, op: LinearOp
         neurons = -(-spec.alif_neurons // p) * p
         widths = a_spec.param_widths
         state_bits, param_bits = wv + a_spec.adapt_width, widths["theta"] + widths["beta"]
-        spikes = run.taps[index]["spikes"].sum(dim=(1, 2, 3)).to(torch.int64)
+        spikes = act.spikes
         counts.update({"lif_beats": full(beats), "neuron_updates": full(beats * p), "alif_state_reads": full(beats),
                        "alif_state_writes": full(beats), "alif_param_reads": full(beats), "spikes": spikes})
         pj.update({"neuron_updates": tech.mult(wv, a_spec.leak_frac_bits + 1) + 6 * tech.add(wv),
@@ -436,16 +442,16 @@ def _linear_layer(program: CoreProgram, spec: CoreSpec, index: int, op: LinearOp
         counts["act_writes"] = full(op.steps * op.rows * g)
         pj["act_writes"] = mem("act_writes", p * dst.width, dst.bits)
     unit = {"lif": "MAC + LIF", "alif": "MAC + ALIF", "mtts": "MAC + MTTS", None: "MAC readout"}[op.neuron]
-    cycles = op_cycles(program, spec, index, nnz)
-    return LayerEstimate(index, op.name, unit, cycles, counts, pj, small)
+    return LayerEstimate(index, op.name, unit, act.cycles, counts, pj, small)
 
 
-def _attention_layer(program: CoreProgram, spec: CoreSpec, index: int, op: AttentionOp, batch: int,
+def _attention_layer(program: CoreProgram, spec: CoreSpec, index: int, op: AttentionOp, act: OpActivity,
                      tech: Technology) -> LayerEstimate:
     w = op.wta.replace(lanes=spec.wta_lanes)
     length, k, pw, gw = w.length, w.top_k, w.lanes, w.groups
     d, dv = w.head_dim, w.value_dim
     queries = op.steps * op.heads * length
+    batch = act.cycles.shape[0]
     full = lambda v: torch.full((batch,), int(v), dtype=torch.int64)   # noqa: E731
     counts = {
         "qkv_reads": full(3 * queries),
@@ -453,7 +459,7 @@ def _attention_layer(program: CoreProgram, spec: CoreSpec, index: int, op: Atten
         "k_reads": full(queries * gw),
         "scores": full(queries * gw * pw),
         "topk_inserts": full(queries * gw * pw * k),
-        "topk_merges": full(queries * k * pw * (pw - 1) // 2),
+        "topk_merges": full(queries * (k + 1) * 3 * pw * (pw - 1) // 2),
         "v_reads": full(queries * k),
         "v_adds": full(queries * k * dv),
         "act_writes": full(queries),
@@ -485,15 +491,15 @@ def _attention_layer(program: CoreProgram, spec: CoreSpec, index: int, op: Atten
     if w.scale_mode == "reciprocal":
         counts["scale_mults"] = full(queries * dv)
         pj["scale_mults"] = tech.mult(w.acc_width, _bits(w.reciprocal))
-    cycles = op_cycles(program, spec, index, torch.zeros(batch, 1, 1, dtype=torch.int64))
-    return LayerEstimate(index, op.name, "WTA attention", cycles, counts, pj, small)
+    return LayerEstimate(index, op.name, "WTA attention", act.cycles, counts, pj, small)
 
 
-def _sdsa_layer(program: CoreProgram, spec: CoreSpec, index: int, op: SDSAOp, batch: int,
+def _sdsa_layer(program: CoreProgram, spec: CoreSpec, index: int, op: SDSAOp, act: OpActivity,
                 tech: Technology) -> LayerEstimate:
     sd = op.sdsa
     length, d = sd.length, sd.head_dim
     queries = op.steps * op.heads * length
+    batch = act.cycles.shape[0]
     full = lambda v: torch.full((batch,), int(v), dtype=torch.int64)   # noqa: E731
     counts = {"qkv_reads": full(3 * queries), "kv_updates": full(queries * d * d), "y_adds": full(queries * d * d),
               "act_writes": full(queries)}
@@ -505,27 +511,40 @@ def _sdsa_layer(program: CoreProgram, spec: CoreSpec, index: int, op: SDSAOp, ba
           "kv_updates": tech.add(sd.kv_width),           # KV is registers: the increment only
           "y_adds": tech.add(sd.out_width),
           "act_writes": mem("act_writes", d * dst.width, dst.bits)}
-    cycles = op_cycles(program, spec, index, torch.zeros(batch, 1, 1, dtype=torch.int64))
-    return LayerEstimate(index, op.name, "spike-driven attention", cycles, counts, pj, small)
+    return LayerEstimate(index, op.name, "spike-driven attention", act.cycles, counts, pj, small)
 
 
 def estimate_core(program: CoreProgram, spec: CoreSpec, run: ProgramRun, *, tech: str | Technology = "45nm",
                   fmax_mhz: float = DEFAULT_FMAX_MHZ, fmax_source: str = "given", model: str | None = None,
                   checkpoint: str = "") -> CoreEstimate:
-    """Per-layer cycles, event counts and energy of ``program`` on ``spec`` for the samples of ``run``."""
+    """Per-layer cycles, event counts and energy of ``program`` on ``spec`` for the samples of ``run``
+    (the activity the core's counters will report: ``golden.core.cycles.op_activity``)."""
+    return estimate_from_activity(program, spec, op_activity(program, spec, run), tech=tech, fmax_mhz=fmax_mhz,
+                                  fmax_source=fmax_source, model=model, checkpoint=checkpoint)
+
+
+def estimate_from_activity(program: CoreProgram, spec: CoreSpec, activity: dict[int, OpActivity], *,
+                           tech: str | Technology = "45nm", fmax_mhz: float = DEFAULT_FMAX_MHZ,
+                           fmax_source: str = "given", model: str | None = None,
+                           checkpoint: str = "") -> CoreEstimate:
+    """The estimate from activity counters: the core's own (``sim.core.CoreCosimReport.hardware_activity``,
+    the board's activity beats) or the golden run's (``estimate_core``). Every data-dependent count is
+    one of the counters (cycles, EVENT commands, spikes); the others follow from the program."""
     tech = get_technology(tech) if isinstance(tech, str) else tech
     check_fmax(fmax_mhz)
-    batch = run.logits.shape[0]
+    missing = [op.name for i, op in enumerate(program.ops) if i not in activity]
+    if missing:
+        raise ValueError(f"no activity counters for op(s) {', '.join(missing)} of {program.model}")
 
     def layers_at(t: Technology) -> list[LayerEstimate]:
         out = []
         for i, op in enumerate(program.ops):
             if isinstance(op, LinearOp):
-                out.append(_linear_layer(program, spec, i, op, run, t))
+                out.append(_linear_layer(program, spec, i, op, activity[i], t))
             elif isinstance(op, SDSAOp):
-                out.append(_sdsa_layer(program, spec, i, op, batch, t))
+                out.append(_sdsa_layer(program, spec, i, op, activity[i], t))
             else:
-                out.append(_attention_layer(program, spec, i, op, batch, t))
+                out.append(_attention_layer(program, spec, i, op, activity[i], t))
         return out
 
     est = CoreEstimate(model or program.model, spec, tech, float(fmax_mhz), fmax_source, layers_at(tech),

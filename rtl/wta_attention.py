@@ -60,48 +60,18 @@ def tree_sum(terms):
     return terms[0]
 
 
-def _best_head(m: Module, heads: list, index_width: int, score_signed: bool):
-    """The best of the P lane heads and a one-hot vector of the lane it came from.
-
-    Order: higher score first, then lower key index; an invalid head loses to any
-    valid one. The lanes hold disjoint keys, so among valid heads the order is total
-    and at most one lane wins. All P (P - 1) / 2 comparisons run in parallel on one
-    unsigned key per head, ``{score (sign bit flipped), ~index}``, so the depth is one
-    comparator, an AND of P - 1 bits and a one-hot multiplexer, whatever P is.
-    Returns ``(best, won)``; with no valid head ``best`` is all zeros (valid 0).
-    """
-    lanes = len(heads)
-    keys = []
-    for p, head in enumerate(heads):
-        score_bits = Value.cast(head.score).as_unsigned()
+def _better(m: Module, a, b, index_width: int, score_signed: bool, name: str):
+    """1 when slot ``a`` ranks before slot ``b``: valid, and ``b`` invalid or a higher score,
+    or an equal score and a lower key index (one unsigned compare of ``{score, ~index}``,
+    the score's sign bit flipped)."""
+    def key(slot):
+        score_bits = Value.cast(slot.score).as_unsigned()
         if score_signed:
             score_bits = Cat(score_bits[:-1], ~score_bits[-1])
-        key = Signal(len(score_bits) + index_width, name=f"head{p}_key")
-        m.d.comb += key.eq(Cat(~head.index, score_bits))
-        keys.append(key)
-    better = {}
-    for a in range(lanes):
-        for b in range(a + 1, lanes):
-            ab = Signal(name=f"head{a}_beats{b}")
-            m.d.comb += ab.eq(heads[a].valid & (~heads[b].valid | (keys[a] > keys[b])))
-            better[a, b] = ab
-            better[b, a] = heads[b].valid & ~ab
-    won = Signal(lanes, name="head_won")
-    for p in range(lanes):
-        cond = heads[p].valid
-        for q in range(lanes):
-            if q != p:
-                cond = cond & better[p, q]
-        m.d.comb += won[p].eq(cond)
-    best = Signal(heads[0].shape(), name="best_head")
-    picked = 0
-    for p in range(lanes):
-        picked = picked | Mux(won[p], heads[p].as_value(), 0)
-    m.d.comb += best.eq(picked)
-    # some head is valid exactly when one lane wins: the OR of the valid bits says so
-    # without waiting for the comparators
-    m.d.comb += best.valid.eq(Cat(*(head.valid for head in heads)).any())
-    return best, won
+        return Cat(~slot.index, score_bits)
+    out = Signal(name=name)
+    m.d.comb += out.eq(a.valid & (~b.valid | (key(a) > key(b))))
+    return out
 
 
 class WTAAttention(wiring.Component):
@@ -120,9 +90,8 @@ class WTAAttention(wiring.Component):
     own k rank-ordered slots of the keys j = g P + p, which reach it in increasing j:
     one insertion per cycle (``rtl.topk.insert_candidate``: strict >, so a tie keeps
     the lower key index). Then k merge steps each take the best lane head (higher
-    score, then lower index; all P (P - 1) / 2 head comparisons in parallel) as winner
-    r, pop it from its lane and register its V address; the V rows are read one per
-    cycle behind them and summed. The top k of the union of the lanes' top-k lists is the top k
+    score, then lower index) as winner r, pop it from its lane and present its V
+    address; the V rows are read one per cycle behind them and summed. The top k of the union of the lanes' top-k lists is the top k
     of all keys, in the golden order, so this is ``golden.wta.wta_attention`` exactly.
     The sum is multiplied by the reciprocal R (or passed through in fold mode) into the
     output register.
@@ -130,16 +99,31 @@ class WTAAttention(wiring.Component):
     Why lane lists: a single k-slot list fed P candidates per cycle puts P insertions
     in series in one cycle (42.9 MHz on ECP5-85 at the default spec); per-lane lists
     keep one insertion per cycle, and the merge runs alongside the V reads that were
-    needed anyway. The half-score, score and V address registers cost one cycle each.
+    needed anyway. The half-score and score registers cost one cycle each.
+
+    Why registered comparisons: comparing the lane heads in the merge step itself put
+    a comparator's carry chain, the winner decode and the pop of k slots per lane in
+    one cycle (10.6 ns on ECP5-85). Instead the merge keeps two relation matrices in
+    registers, ``H[a, b]`` = head a ranks before head b and ``S[a, b]`` = lane a's
+    second slot ranks before head b, computed from the finished lane lists in one
+    cycle (PREP). A merge step then decodes the winner w from H alone
+    (``won[a] = head_a.valid & AND_b H[a, b]``) and updates the relations from
+    comparisons of registers made in parallel with it (third slots and second slots
+    against heads): after popping w, ``H'[w, b] = S[w, b]``,
+    ``H'[a, w] = head_a.valid & ~S[w, a]``, ``S'[w, b]`` = slot 2 of w before head b,
+    ``S'[a, w]`` = slot 1 of a before slot 1 of w; all other entries keep. The keys of
+    the lanes are disjoint, so ``better(x, y) = x.valid & ~better(y, x)`` for valid y.
+    The winner's V address goes to the memory straight from the one-hot multiplexer
+    (no address register), which pays for PREP.
 
     Latency and throughput
     ----------------------
     * Load beats: 1 per cycle.
     * A query accepted in cycle c has its output valid in cycle c + G + k + 5
       (``latency(spec)``): G + 2 cycles of scores (the half-score and score registers add
-      one each), k + 2
-      cycles of merge and V reads (the address register and the memory's read register),
-      the product and the output register in the last of them.
+      one each), one cycle of PREP (the relation registers), k + 1 cycles of merge and V
+      reads (the memory's read register adds one), the product and the output register
+      in the last of them.
     * Throughput: one query every G + k + 5 cycles (``query_interval(spec)``), the
       next query being accepted in the cycle its predecessor's output appears. For
       L = 64, P = 4, k = 4: 16 + 4 + 5 = 25 cycles per query, and a whole head
@@ -196,7 +180,7 @@ class WTAAttention(wiring.Component):
         q_index = Signal(range(length), name="q_index")
         q_reg = Signal(row_layout, name="q_reg")
         step = Signal(range(groups + 2), name="step")
-        rank = Signal(range(k + 2), name="rank")
+        rank = Signal(range(k + 1), name="rank")
         slot_lay = slot_layout(iw, score_shape(spec))
         # lane p keeps the best k of its own keys j = g P + p, in rank order
         lane_slots = [[Signal(slot_lay, name=f"lane{p}_slot{r}") for r in range(k)] for p in range(lanes)]
@@ -204,8 +188,6 @@ class WTAAttention(wiring.Component):
         cand = [Signal(slot_lay, name=f"cand{p}") for p in range(lanes)]
         # the merged winners, in rank order, for the output beat
         winners = [Signal(slot_lay, name=f"winner{r}") for r in range(k)]
-        v_addr = Signal(iw, name="v_addr")       # V address of the last winner picked
-        sel_valid = Signal(name="sel_valid")     # that winner is valid
         prev_valid = Signal(name="prev_valid")   # the winner whose V row vr.data holds is valid
         acc_shape = signed(spec.acc_width)
         acc = [Signal(acc_shape, name=f"acc{e}") for e in range(dv)]
@@ -241,7 +223,6 @@ class WTAAttention(wiring.Component):
 
         m.d.comb += kr.en.eq(1)
         m.d.comb += vr.en.eq(1)
-        m.d.comb += vr.addr.eq(v_addr)          # read only in ACC; elsewhere unused
 
         # The datapath's combinational logic sits outside the FSM: a comb assignment under a
         # state is gated by the state decode (0 elsewhere), which put fsm_state in front of
@@ -280,7 +261,46 @@ class WTAAttention(wiring.Component):
             # keys reach lane p in increasing index: strict > keeps the lower index on a tie
             inserted.append(insert_candidate(m, lane_slots[p], cand[p].valid, cand[p].score, cand[p].index,
                                              f"lane{p}"))
-        best, lane_won = _best_head(m, [lane_slots[p][0] for p in range(lanes)], iw, spec.score_signed)
+        # the merge: relation registers H (head a before head b) and S (second slot of a before
+        # head b), the winner decoded from H, and the comparisons that update them (see the
+        # class docstring), all outside the FSM
+        heads = [lane_slots[p][0] for p in range(lanes)]
+        seconds = [lane_slots[p][1] if k > 1 else Signal(slot_lay, name=f"lane{p}_none1") for p in range(lanes)]
+        thirds = [lane_slots[p][2] if k > 2 else Signal(slot_lay, name=f"lane{p}_none2") for p in range(lanes)]
+        pairs = [(a, b) for a in range(lanes) for b in range(lanes) if a != b]
+        rel_h = {ab: Signal(name=f"h{ab[0]}_{ab[1]}") for ab in pairs}
+        rel_s = {ab: Signal(name=f"s{ab[0]}_{ab[1]}") for ab in pairs}
+        prep_h, prep_s, third_head, second_second = {}, {}, {}, {}
+        for a, b in pairs:
+            if a < b:
+                prep_h[a, b] = _better(m, heads[a], heads[b], iw, spec.score_signed, f"prep_h{a}_{b}")
+                second_second[a, b] = _better(m, seconds[a], seconds[b], iw, spec.score_signed, f"ss{a}_{b}")
+            prep_s[a, b] = _better(m, seconds[a], heads[b], iw, spec.score_signed, f"prep_s{a}_{b}")
+            third_head[a, b] = _better(m, thirds[a], heads[b], iw, spec.score_signed, f"th{a}_{b}")
+        for a, b in pairs:
+            if a > b:
+                prep_h[a, b] = heads[a].valid & ~prep_h[b, a]
+                second_second[a, b] = seconds[a].valid & ~second_second[b, a]
+        lane_won = Signal(lanes, name="head_won")
+        for a in range(lanes):
+            cond = heads[a].valid
+            for b in range(lanes):
+                if b != a:
+                    cond = cond & rel_h[a, b]
+            m.d.comb += lane_won[a].eq(cond)
+        best = Signal(slot_lay, name="best_head")
+        picked = 0
+        for p in range(lanes):
+            picked = picked | Mux(lane_won[p], heads[p].as_value(), 0)
+        m.d.comb += best.eq(picked)
+        # the winner's V row is read straight from the one-hot multiplexer
+        m.d.comb += vr.addr.eq(best.index)
+        next_h, next_s = {}, {}
+        for a, b in pairs:
+            next_h[a, b] = Mux(lane_won[a], rel_s[a, b],
+                               Mux(lane_won[b], heads[a].valid & ~rel_s[b, a], rel_h[a, b]))
+            next_s[a, b] = Mux(lane_won[a], third_head[a, b],
+                               Mux(lane_won[b], second_second[a, b], rel_s[a, b]))
         total = [Signal(acc_shape, name=f"total{e}") for e in range(dv)]
         for e in range(dv):
             m.d.comb += total[e].eq(acc[e] + Mux(prev_valid, vr.data[e], 0))
@@ -304,7 +324,7 @@ class WTAAttention(wiring.Component):
                         m.d.sync += [s.eq(0) for lane in lane_slots for s in lane]
                         m.d.sync += [c.eq(0) for c in cand]
                         m.d.sync += [a.eq(0) for a in acc]
-                        m.d.sync += [prev_valid.eq(0), sel_valid.eq(0)]
+                        m.d.sync += prev_valid.eq(0)
                         m.next = "SCORE"
 
             with m.State("SCORE"):
@@ -320,38 +340,42 @@ class WTAAttention(wiring.Component):
                                  cand[p].index.eq(keys[p][:iw])]
                     m.d.sync += [lane_slots[p][r].eq(inserted[p][r]) for r in range(k)]
                 with m.If(step == groups + 1):
-                    m.d.sync += rank.eq(0)
-                    m.next = "ACC"
+                    m.next = "PREP"
                 with m.Else():
                     m.d.sync += step.eq(step + 1)
 
+            with m.State("PREP"):
+                # the lane lists are final: their relations go into H and S
+                m.d.sync += [rel_h[ab].eq(prep_h[ab]) for ab in pairs]
+                m.d.sync += [rel_s[ab].eq(prep_s[ab]) for ab in pairs]
+                m.d.sync += rank.eq(0)
+                m.next = "ACC"
+
             with m.State("ACC"):
-                # rank r < k: pick the best lane head (winner r), pop it and register its V address;
-                # rank r + 1 presents that address; rank r + 2 finds winner r's V row in vr.data
-                # and adds it if the winner is valid. The address register keeps the head
-                # comparisons and the V memory's address decoding in different cycles.
-                m.d.sync += prev_valid.eq(sel_valid)
-                with m.If(rank == k + 1):
+                # rank r < k: the best lane head is winner r; its V address goes to the memory
+                # now, it is popped from its lane and H, S follow the pop. Rank r + 1 finds
+                # winner r's V row in vr.data and adds it if the winner is valid.
+                m.d.sync += prev_valid.eq(0)
+                with m.If(rank == k):
                     with m.If(out_free):
                         emit(total)
                         m.next = "IDLE"
                     with m.Else():
                         m.d.sync += [acc[e].eq(total[e]) for e in range(dv)]
-                        m.d.sync += prev_valid.eq(0)
                         m.next = "HOLD"
                 with m.Else():
                     m.d.sync += [acc[e].eq(total[e]) for e in range(dv)]
-                    m.d.sync += rank.eq(rank + 1)
-                    m.d.sync += sel_valid.eq(0)
+                    m.d.sync += [rank.eq(rank + 1), prev_valid.eq(best.valid)]
                     with m.Switch(rank):
                         for r in range(k):
                             with m.Case(r):
-                                m.d.sync += [winners[r].eq(best), v_addr.eq(best.index), sel_valid.eq(best.valid)]
-                    with m.If(rank < k):
-                        for p in range(lanes):
-                            with m.If(lane_won[p]):
-                                m.d.sync += [lane_slots[p][r].eq(lane_slots[p][r + 1]) for r in range(k - 1)]
-                                m.d.sync += lane_slots[p][k - 1].eq(0)
+                                m.d.sync += winners[r].eq(best)
+                    for p in range(lanes):
+                        with m.If(lane_won[p]):
+                            m.d.sync += [lane_slots[p][r].eq(lane_slots[p][r + 1]) for r in range(k - 1)]
+                            m.d.sync += lane_slots[p][k - 1].eq(0)
+                    m.d.sync += [rel_h[ab].eq(next_h[ab]) for ab in pairs]
+                    m.d.sync += [rel_s[ab].eq(next_s[ab]) for ab in pairs]
 
             with m.State("HOLD"):
                 with m.If(out_free):

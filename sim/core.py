@@ -44,6 +44,7 @@ class CoreBenchResult:
     wall_seconds: float
     wakeups: int
     logits: list          # the logits words the core emitted, in order (hex)
+    activity: list = field(default_factory=list)   # [op, data hex] of every activity beat, in order
 
 
 @dataclass
@@ -91,6 +92,17 @@ class CoreCosimReport:
             raise ValueError(f"the core emitted {len(values)} logit values; {want} expected")
         out = torch.tensor(values, dtype=torch.int64).reshape(self.samples, prog.out_rows, padded)
         return out[..., :prog.out_features]
+
+    def hardware_activity(self) -> dict:
+        """op index -> ``OpActivity`` (cycles, events, spikes per sample) as the core's counters
+        reported them (``rtl.core.beats.decode_activity``)."""
+        from rtl.core.beats import decode_activity
+        from rtl.core.engine import TAP_ACTIVITY
+
+        taps: dict = {}
+        for op, word in self.result.activity:
+            taps.setdefault((int(op), TAP_ACTIVITY), []).append(int(word, 16))
+        return decode_activity(self.spec, self.program, taps, self.samples)
 
     def first_mismatch(self) -> str:
         """The earliest op (in program order) with a difference, decoded: empty when bit-exact."""

@@ -4,7 +4,8 @@ Driver + monitor from ``sim.streams`` (seeded random valid gaps on the input, ra
 back-pressure on the output) + a checker that splits the output beats by (op, tap kind)
 and compares each substream with the golden words in order (the core's two output FIFOs
 interleave the substreams in an order that depends on the back-pressure; within one
-substream the order is fixed). Status beats carry the core's cycle count of each sample.
+substream the order is fixed). Status beats carry the core's cycle count of each sample; activity
+beats (one per op and sample) its activity counters, checked like any tap and kept for the energy.
 
 Speed: while the core computes and neither stream can hand over a beat (no output valid,
 no input ready), the bench sleeps on the value change of those signals instead of waking
@@ -24,7 +25,7 @@ from cocotb.utils import get_sim_time
 
 from sim.streams import CLOCK_PERIOD_NS, BenchConfig, StreamDriver, StreamMonitor
 
-LOGITS, STATUS = 4, 5
+LOGITS, STATUS, ACTIVITY = 4, 5, 6
 
 
 class TapChecker:
@@ -40,6 +41,7 @@ class TapChecker:
         self.extra: dict[str, int] = {}
         self.beats = 0
         self.logits: list[str] = []
+        self.activity: list[list] = []      # [op, data hex] of every activity beat, in order
 
     def check(self, word: int, cycle: int):
         self.beats += 1
@@ -52,6 +54,8 @@ class TapChecker:
         key = f"{tap}:{kind}"
         if kind == LOGITS:
             self.logits.append(hex(data))
+        elif kind == ACTIVITY:
+            self.activity.append([tap, hex(data)])
         want = self.expected.get(key)
         n = self.position.get(key, 0)
         if want is None or n >= len(want):
@@ -122,7 +126,7 @@ async def core_matches_golden(dut):
         "beats_in": len(words_in), "beats_out": checker.beats, "beats_expected": sum(len(v) for v in expected.values()),
         "mismatches": checker.errors + missing, "missing": missing, "first": checker.first, "extra": checker.extra,
         "status": checker.status, "simulated_cycles": cycle_now() - start_cycle, "wall_seconds": wall,
-        "wakeups": woken, "logits": checker.logits,
+        "wakeups": woken, "logits": checker.logits, "activity": checker.activity,
     }
     with open(config.result, "w") as f:
         json.dump(result, f)

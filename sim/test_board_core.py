@@ -7,7 +7,7 @@ samples per request: 64 pixel beats each), the cocotb bench (``sim/uart_bench.py
 them bit by bit into the simulated UART and records the board's replies, and the driver
 then decodes those replies through a transport that replays them. The logits must be
 ``==`` the golden program and the integer model, every status beat's cycle count ``==``
-``predict_cycles``; a request with a wrong checksum must be refused without touching the
+``predict_cycles``, every activity beat ``==`` ``op_activity``; a request with a wrong checksum must be refused without touching the
 core (the next digit still comes out right).
 """
 
@@ -35,11 +35,12 @@ def test_mlp_core_behind_the_uart_is_bit_exact(tmp_path):
     in_bits, out_bits = core_stream_bits(cm)
     assert len(words) == 3 * 64
 
-    # 128 beats per request: the first request carries two digits, the second one
+    # 128 beats per request: the first request carries two digits, the second one; a digit makes 6
+    # output frames (2 logits words, the activity beats of its 3 ops, the status beat)
     plan = core_client(cm, None, beats_per_request=128).plan(words)
     frame_bytes = 2 + (out_bits + 7) // 8
-    assert [(beats, reply) for _, beats, reply in plan] == [(128, ACK_FRAME_BYTES + 6 * frame_bytes),
-                                                            (64, ACK_FRAME_BYTES + 3 * frame_bytes)]
+    assert [(beats, reply) for _, beats, reply in plan] == [(128, ACK_FRAME_BYTES + 12 * frame_bytes),
+                                                            (64, ACK_FRAME_BYTES + 6 * frame_bytes)]
     corrupted = bytearray(plan[0][0])
     corrupted[5] ^= 0x04  # a pixel bit flipped on the line: checksum wrong, the board drops the request
     requests = [(bytes(corrupted), ACK_FRAME_BYTES)] + [(frame, reply) for frame, _, reply in plan]
@@ -62,6 +63,7 @@ def test_mlp_core_behind_the_uart_is_bit_exact(tmp_path):
     assert torch.equal(check.logits, run.logits)                 # == the golden program
     assert torch.equal(check.logits, check.model_logits)         # == the integer model
     assert check.cycles == predict_cycles(cm.program, cm.spec, run).tolist()
+    assert check.activity_match and set(check.activity) == {0, 1, 2}
     assert check.ok, str(check)
     # not a vacuous match: real logits, and the model's own answers for these digits
     assert check.logits.abs().sum() > 0 and min(check.cycles) > 64

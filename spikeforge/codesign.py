@@ -257,6 +257,57 @@ def membrane_section(records: list[dict]) -> list[str]:
     return lines + ["", "What it shows:", ""] + finds + ["", "Points: [membrane.csv](codesign/membrane.csv).", ""]
 
 
+def dead_zone_section(evaluated: list[dict], retrained: list[dict]) -> list[str]:
+    """Study 7: the MTTS dead zone on Matterhorn, evaluated on the shipped checkpoint and retrained per d."""
+    ev, rt = _by(evaluated, "dead_zone", "matterhorn"), _by(retrained, "dead_zone", "matterhorn")
+    if not ev:
+        return []
+    n = next(iter(ev.values()))["samples"]
+    epochs = next((r.get("train_epochs") for r in rt.values()), None)
+    lines = ["## Study 7: the MTTS dead zone (`spikeforge sweep run dead-zone`, `dead-zone-retrained`)", "",
+             "Matterhorn's MTTS encoder sends no spike for the mask value M (the stem's most frequent code); a dead "
+             "zone of half width d silences every code in [M - d, M + d] too (`golden/mtts.py`). Evaluated: the "
+             "shipped checkpoint (trained with d = 0) run with d; retrained: the recipe with the shipped settings "
+             f"and seed and d set ({_f(epochs, '.0f')} epochs, cached like Studies 1b and 2b). Each point: the first "
+             f"{n} held-out digits through the core's golden program (steps of 1/{n}), cycles from the core's "
+             "formula, energy from its event counts (45 nm). Fewer spikes out of the encoder mean fewer events in "
+             "every later layer: the MAC's EVENT words, the neurons' spikes and the cycles they cost.", "",
+             "| d | evaluated accuracy | evaluated energy (nJ) | evaluated cycles | retrained accuracy | "
+             "retrained energy (nJ) | retrained cycles | retrained float test accuracy |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for d in sorted(set(ev) | set(rt)):
+        e, r = ev.get(d), rt.get(d)
+        lines.append(f"| {d} | {_f(e['accuracy'] if e else None)} | {_f(e['energy_nj'] if e else None, ',.1f')} | "
+                     f"{_f(e['cycles'] if e else None, ',.0f')} | {_f(r['accuracy'] if r else None)} | "
+                     f"{_f(r['energy_nj'] if r else None, ',.1f')} | {_f(r['cycles'] if r else None, ',.0f')} | "
+                     f"{_f((r.get('train_metrics') or {}).get('test_accuracy') if r else None)} |")
+    finds = []
+    for label, rows in (("evaluated", ev), ("retrained", rt)):
+        ref = rows.get(0)
+        if ref is None:
+            continue
+        keep = [r for r in rows.values() if r["accuracy"] >= ref["accuracy"] - 0.01]
+        best = min(keep, key=lambda r: r["energy_nj"])
+        worst = max(rows.values(), key=lambda r: r["dead_zone"])
+        if best["dead_zone"] == 0:
+            finds.append(f"* **{label}**: no dead zone keeps the accuracy within 1 point of d = 0 "
+                         f"({ref['accuracy']:.4f}); d = 1 already gives {_f(rows[1]['accuracy'] if 1 in rows else None)} "
+                         f"for {_change(rows[1]['energy_nj'], ref['energy_nj'], 'energy') if 1 in rows else '-'}, and "
+                         f"d = {worst['dead_zone']} {worst['accuracy']:.4f} for "
+                         f"{_change(worst['energy_nj'], ref['energy_nj'], 'energy')}. The dead zone that minimises "
+                         f"energy at <= 1 point of accuracy loss is **d = 0**.")
+        else:
+            finds.append(f"* **{label}**: the dead zone that minimises energy at <= 1 point of accuracy loss is "
+                         f"**d = {best['dead_zone']}** ({best['accuracy']:.4f} against {ref['accuracy']:.4f} at d = 0; "
+                         f"{_change(best['energy_nj'], ref['energy_nj'], 'energy')}, "
+                         f"{_change(best['cycles'], ref['cycles'], 'cycles')}).")
+    if rt.get(0) is not None:
+        finds.append(_reproduces(rt[0], ev.get(0), "matterhorn", "test_accuracy", "float test accuracy", "d = 0"))
+    return lines + ["", "What it shows:", ""] + finds + [
+        "", "Points: [dead-zone.csv](codesign/dead-zone.csv), [dead-zone-retrained.csv]"
+        "(codesign/dead-zone-retrained.csv).", ""]
+
+
 # ---- retrained studies --------------------------------------------------------------------------------
 
 def _by(records, knob, model):
@@ -701,13 +752,13 @@ def report(out: Path = Path("docs/results"), *, samples: int = 64, **run_kwargs)
              f"one Dask task per point, cached by a hash of model, knobs, seed, samples and code version); "
              "do not edit by hand. Each point: the shipped checkpoint (`sim/data/core`) with the knob applied to "
              "its golden integer model, compiled for the core, the core's golden program run on the first "
-             f"**{samples} held-out samples** (digits, or 32-character text windows: {samples} x 32 scored "
+             f"**{samples} held-out samples** (Study 7: 256; digits, or 32-character text windows: {samples} x 32 scored "
              "characters for wta-causal, the masked positions for wta-mlm) -- few samples, to keep the compute "
              "small; the digits accuracies move in steps of 1/64. Accuracy = the core's integer logits' argmax; "
              "bits per character from the logits / logit_scale. Cycles = the core's formula (== its RTL counter), "
-             "energy = the core's event counts x the 45 nm table (`estimate/`). **Studies 1 to 5 evaluate every "
+             "energy = the core's event counts x the 45 nm table (`estimate/`). **Studies 1 to 5 and 7 evaluate every "
              "point on the trained checkpoint** (the knob applied at evaluation time); T and k change training, "
-             "so Studies 1b and 2b **retrain** a checkpoint for each point (`sweep.Study.retrain`, "
+             "so Studies 1b, 2b and 7 (its retrained column) **retrain** a checkpoint for each point (`sweep.Study.retrain`, "
              "`spikeforge sweep run STUDY --retrain` for any study; budgets stated there) and evaluate it the same "
              "way; the retrained checkpoints and the softmax reference of Study 6 are trained once and cached "
              "(`<cache>/checkpoints/`), so a second report trains nothing (with an empty cache it trains six "
@@ -729,12 +780,13 @@ def report(out: Path = Path("docs/results"), *, samples: int = 64, **run_kwargs)
     lines += lanes_section(by_study["lanes"], am)
     lines += mismatch_section(by_study["mismatch"])
     lines += membrane_section(by_study["membrane"])
+    lines += dead_zone_section(by_study["dead-zone"], by_study["dead-zone-retrained"])
     wta_shipped = next((r for r in _ok(by_study["wta-k"], model="wta-causal") if r["k"] == 4), None)
     ref = softmax_reference(samples, run_kwargs.get("cache_dir"))
     lines += energy_section(samples, ref, wta_shipped)
     lines += ["## Not studied yet", "",
-              "* Window radius / dilations (LSFormer) and the MTTS dead zone (Matterhorn): neither model is on the "
-              "core, so there are no cycles or hardware event counts for them (`spikeforge core` lists why).",
+              "* Window radius / dilations (LSFormer): the model is not on the core yet, so there are no cycles or "
+              "hardware event counts for it (`spikeforge core` lists why).",
               "* Retraining for the other knobs (levels, sigma: quantization- and mismatch-aware training) and for "
               "k on wta-mlm or T on wta-causal; every retrained point is one training seed.", ""]
     path = out / "codesign.md"

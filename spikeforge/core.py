@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -269,6 +269,9 @@ class CoreRunReport:
     lanes: int
     sim_cycles_per_second: float
     checked_tensors: list[str]
+    #: mean energy per sample (nJ) at each technology, from the core's own activity counters
+    #: (``estimate.core.estimate_from_activity``); empty when the counters did not all arrive
+    energy_nj: dict[str, float] = field(default_factory=dict)
 
     @property
     def cycles_match(self) -> bool:
@@ -292,6 +295,10 @@ class CoreRunReport:
             f" ({sum(self.useful_ops) / max(1, self.samples):,.0f} synaptic ops / sample)",
             f"  simulated speed  : {self.sim_cycles_per_second:,.0f} cycles/s",
         ]
+        if self.energy_nj:
+            lines.insert(-1, "  energy / sample  : " + ", ".join(f"{nj:,.1f} nJ at {tech}" for tech, nj in
+                                                               self.energy_nj.items())
+                         + " (the core's activity counters x per-event energies, estimate/core.py)")
         if self.first_mismatch:
             lines.append("  first differences:\n    " + self.first_mismatch.replace("\n", "\n    "))
         return "\n".join(lines)
@@ -321,9 +328,16 @@ def run_core(cm: CoreModel, count: int, *, seed: int = 1, valid_prob: float = 0.
     except ValueError:   # the core emitted a wrong number of logits: the mismatch count says so
         hw_acc = float("nan")
     int_acc = accuracy(int_logits, targets, mask)
+    try:
+        from estimate.core import estimate_from_activity
+
+        est = estimate_from_activity(cm.program, cm.spec, rep.hardware_activity(), model=cm.name)
+        energy = {tech: pj / 1000.0 for tech, pj in est.energy_by_tech.items()}
+    except ValueError:   # an activity beat missing: the mismatch count says so
+        energy = {}
     return CoreRunReport(cm.name, count, rep.mismatches, rep.first_mismatch(), int_acc, hw_acc, rep.cycles,
                          rep.predicted_cycles, useful_ops(cm.program, golden_run).tolist(), cm.spec.lanes,
-                         rep.cycles_per_second, checked)
+                         rep.cycles_per_second, checked, energy)
 
 
 # ---- results table ---------------------------------------------------------------------------------
@@ -397,7 +411,8 @@ def cosim_rows(count: int = 64, *, seed: int = 1, models=SHIPPED, progress=print
             raise RuntimeError(f"{name} on the core is not bit-exact: {rep.first_mismatch}")
         rows.append({"model": name, "float_accuracy": float_accuracy(cm, samples, targets, mask),
                      "integer_accuracy": rep.integer_accuracy, "hardware_accuracy": rep.hardware_accuracy,
-                     "mean_cycles": sum(rep.cycles) / len(rep.cycles), "verilog_sha256": core_verilog_sha256(cm)})
+                     "mean_cycles": sum(rep.cycles) / len(rep.cycles),
+                     "energy_nj": rep.energy_nj, "verilog_sha256": core_verilog_sha256(cm)})
     return {"format": 1, "samples": count, "seed": seed, "rows": rows}
 
 
@@ -428,11 +443,15 @@ def results_table(count: int = 64, *, seed: int = 1, models=SHIPPED, progress=pr
              "over every scored position. Cycles: the core's own counter, equal to the formula on every "
              "sample (`golden/core/cycles.py`). Synthesis: `spikeforge synth core --model M --no-taps` "
              "(Yosys 0.70, nextpnr 0.11.1; ECP5 = LFE5U-85F speed 6 with place and route, xilinx7 = "
-             "synthesis only); latency = mean cycles / Fmax (ECP5). The co-simulation results are also in "
+             "synthesis only); latency = mean cycles / Fmax (ECP5). Energy: the mean per sample of the "
+             "core's own activity counters (per op: its cycles, the EVENT commands its MAC engine took, the "
+             "spikes its neurons emitted; `==` the golden run on every sample) with the program's static "
+             "counts, each event x its energy at 45 nm (Horowitz, ISSCC 2014; `estimate/core.py`, "
+             "`spikeforge estimate M` for the breakdown). The co-simulation results are also in "
              "`core.json` beside this file (`--reuse-cosim` refreshes the synthesis columns from it).", "",
              "| model | float acc | integer acc | hardware acc | cycles / sample | latency at Fmax | "
-             "ECP5 LUT / FF / BRAM / DSP | ECP5 Fmax MHz | xilinx7 LUT / FF / BRAM / DSP |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "energy / sample (45 nm) | ECP5 LUT / FF / BRAM / DSP | ECP5 Fmax MHz | xilinx7 LUT / FF / BRAM / DSP |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for row in cosim["rows"]:
         name = row["model"]
         cm = load_core_model(name, debug_taps=False)
@@ -444,8 +463,10 @@ def results_table(count: int = 64, *, seed: int = 1, models=SHIPPED, progress=pr
             return f"{r.luts:,} / {r.ffs:,} / {r.bram:g} / {r.dsp}"
         fmax = e.fmax_mhz if e is not None and e.fmax_mhz else None
         latency = f"{mean / fmax:,.1f} us" if fmax else "-"
+        nj = row.get("energy_nj", {}).get("45nm")
+        energy = f"{nj:,.1f} nJ" if nj is not None else "-"
         lines.append(f"| {name} | {row['float_accuracy']:.4f} | {row['integer_accuracy']:.4f} | "
-                     f"{row['hardware_accuracy']:.4f} | {mean:,.1f} | {latency} | {res(e)} | "
+                     f"{row['hardware_accuracy']:.4f} | {mean:,.1f} | {latency} | {energy} | {res(e)} | "
                      f"{f'{fmax:.1f}' if fmax else '-'} | {res(x)} |")
     lines += ["", "Architectures not yet on the core (the compiler's refusal):", ""]
     lines += [f"* `{name}`: not yet on the core: {why}" for name, why in not_on_core()]

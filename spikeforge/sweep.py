@@ -19,7 +19,7 @@ hands the run to ``estimate.core.estimate_core``. It returns
 Knobs (``KNOBS``; ``None`` = the checkpoint's own value). Every knob is applied at evaluation time
 to the trained checkpoint (``mode = evaluated``); ``--retrain`` (or a study with ``retrain = True``:
 ``time-steps-retrained``, ``wta-k-retrained``) retrains the checkpoint first for the knobs that change
-training (T, k; ``mode = retrained``, expensive): the shipped checkpoint's recipe, settings and seed
+training (T, k, dead_zone; ``mode = retrained``, expensive): the shipped checkpoint's recipe, settings and seed
 with the point's T or k, trained once into ``<cache>/checkpoints/`` (``trained_checkpoint``: named by
 a hash of the settings, epochs and seed, not the code version, so a re-evaluation does not retrain):
 
@@ -39,6 +39,9 @@ a hash of the settings, epochs and seed, not the code version, so a re-evaluatio
 ``offset``    offset_sigma of the mismatch (LSBs of 2^-F), 0 by default
 ``membrane``  Wv, membrane bits of every LIF (saturating); a threshold that no longer fits is an
               error of that point
+``dead_zone`` d, the MTTS encoder's dead zone (Matterhorn): codes in [M - d, M + d] (M the mask
+              value, clipped to the code range) send no spike (``golden.mtts``); d = 0 is the mask
+              alone; the core's encoder takes it as part of the op's MTTS spec
 
 Results are cached on disk (``$SPIKEFORGE_CACHE/sweep``, or ``--cache DIR``), one JSON file per
 point named by the sha256 of (model, checkpoint sha256, knobs, seed, samples, retrain, code
@@ -76,13 +79,15 @@ KNOBS: dict[str, tuple[str, Callable[[str], Any], bool]] = {
     "sigma": ("analog mismatch: relative gain sd of every weight cell", float, False),
     "offset": ("analog mismatch: offset sd in LSBs of the 2^-4 effective grid", int, False),
     "membrane": ("membrane bits of every LIF", int, False),
+    "dead_zone": ("MTTS dead zone half width d: codes in [M - d, M + d] silent (Matterhorn; M its mask value)",
+                  int, True),
 }
 #: the value a knob has when a point does not set it (None: the checkpoint's own)
 DEFAULTS: dict[str, Any] = {"k": None, "T": None, "lanes": 8, "wta_lanes": 4, "levels": 0, "sigma": 0.0,
-                            "offset": 0, "membrane": None}
+                            "offset": 0, "membrane": None, "dead_zone": None}
 #: the checkpoint config key a training knob sets
-TRAIN_KEYS = {"k": "k", "T": "time_steps"}
-MODELS = ("spiking-mlp", "wta-causal", "wta-mlm")
+TRAIN_KEYS = {"k": "k", "T": "time_steps", "dead_zone": "dead_zone"}
+MODELS = ("spiking-mlp", "wta-causal", "wta-mlm", "matterhorn")
 #: fraction bits of the mismatch's effective-weight grid
 MISMATCH_FRAC = 4
 #: cost axes of the Pareto fronts and plots: column -> label
@@ -112,6 +117,8 @@ class Study:
     #: retrain the checkpoint for each point's training knobs (T, k), for ``epochs`` (None: the shipped's)
     retrain: bool = False
     epochs: int | None = None
+    #: held-out samples of every point (None: the sweep's ``--samples``)
+    samples: int | None = None
 
     def points(self, models: Iterable[str] | None = None, seeds: Iterable[int] | None = None) -> list["Point"]:
         out, seen = [], set()
@@ -122,6 +129,8 @@ class Study:
                     knobs = dict(zip(keys, values))
                     for seed in (tuple(seeds) if seeds else self.seeds):
                         p = Point(self.name, model, knobs, seed, retrain=self.retrain, epochs=self.epochs)
+                        if self.samples is not None:
+                            p.samples = self.samples
                         if p.ident() not in seen:
                             seen.add(p.ident())
                             out.append(p)
@@ -142,11 +151,15 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
           seeds=(1, 2, 3)),
     Study("membrane", "LIF membrane width against accuracy and energy",
           ("spiking-mlp", "wta-causal"), ({"membrane": (8, 10, 12, 14, 16, 20, 24)},)),
+    Study("dead-zone", "MTTS dead zone against Matterhorn's accuracy and energy (256 held-out digits)",
+          ("matterhorn",), ({"dead_zone": (0, 1, 2, 3, 4, 6)},), samples=256),
     # retrained studies: every point trains its own checkpoint once (cached in <cache>/checkpoints)
     Study("time-steps-retrained", "time steps T, the spiking MLP retrained for each T (recipe settings, 8 epochs)",
           ("spiking-mlp",), ({"T": (1, 2, 3, 4, 6, 8)},), retrain=True),
     Study("wta-k-retrained", "WTA top-k, wta-causal retrained for each k (the shipped budget: 4 epochs x 150 steps)",
           ("wta-causal",), ({"k": (1, 2, 4, 8, 16)},), retrain=True),
+    Study("dead-zone-retrained", "MTTS dead zone, Matterhorn retrained for each d (the shipped settings, 12 epochs)",
+          ("matterhorn",), ({"dead_zone": (0, 1, 2, 3)},), retrain=True, samples=256),
 )}
 
 
@@ -262,10 +275,14 @@ def default_cache_dir() -> Path:
 
 def _linear_layers(int_model) -> list:
     """Every ``QuantLinear`` of the model that the core runs as a weight layer (not the embedding ROM)."""
+    from golden.models.matterhorn import IntMatterhorn
     from golden.models.spiking_mlp import IntSpikingMLP
 
     if isinstance(int_model, IntSpikingMLP):
         return [int_model.layer1.linear, int_model.layer2.linear, int_model.readout]
+    if isinstance(int_model, IntMatterhorn):
+        return [getattr(blk, name)[0] for blk in int_model.blocks
+                for name in ("q", "k", "v", "o", "mlp1", "mlp2")] + [int_model.head]
     out = []
     for attn, cross, fc1, fc2 in int_model.blocks:
         out += [attn.q.q.linear, attn.k.q.linear, attn.v.q.linear, attn.proj.q.linear, fc1.q.linear, fc2.q.linear]
@@ -307,9 +324,26 @@ def mismatch_weights(weight, sigma: float, offset: int, seed: int, layer: int):
 
 def apply_knobs(int_model, knobs: dict, seed: int, seq_len: int | None = None) -> None:
     """Set the evaluation-time knobs on a golden integer model in place (module docstring)."""
+    from golden.models.matterhorn import IntMatterhorn
     from golden.models.spiking_mlp import IntSpikingMLP
 
-    wta = not isinstance(int_model, IntSpikingMLP)
+    matterhorn = isinstance(int_model, IntMatterhorn)
+    wta = not isinstance(int_model, (IntSpikingMLP, IntMatterhorn))
+    if knobs["dead_zone"] is not None:
+        if not matterhorn:
+            raise SweepError("knob dead_zone: only Matterhorn has an MTTS encoder")
+        d = int(knobs["dead_zone"])
+        if d < 0:
+            raise SweepError(f"knob dead_zone = {d}: the half width must be >= 0")
+        mt = int_model.mtts
+        if not mt.mask:
+            raise SweepError("knob dead_zone: the checkpoint's MTTS encoder has no mask value to centre it on")
+        m = mt.mask_value
+        int_model.mtts = mt.replace(dead_zone=d > 0, dead_lo=max(mt.lo, m - d), dead_hi=min(mt.hi, m + d))
+    if matterhorn:
+        wired = [k for k in ("k", "levels", "sigma", "offset", "membrane") if knobs[k] != DEFAULTS[k]]
+        if wired:
+            raise SweepError(f"knob {wired[0]} is not wired for matterhorn; its knobs: T, lanes, wta_lanes, dead_zone")
     if knobs["k"] is not None:
         if not wta:
             raise SweepError("knob k: the spiking MLP has no WTA attention")

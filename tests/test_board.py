@@ -148,16 +148,17 @@ def test_core_output_beats_per_sample(mlp):
     from synth.boards.core import core_outputs_per_sample
 
     prog = mlp.program
-    # no taps: out_rows x ceil(out_features / P) logits words + 1 status = 1 x ceil(10 / 8) + 1
-    assert (prog.out_rows, prog.out_features, mlp.spec.lanes) == (1, 10, 8)
-    assert core_outputs_per_sample(mlp.spec, prog) == 3
+    # no taps: out_rows x ceil(out_features / P) logits words + one activity beat per op + 1 status
+    # = 1 x ceil(10 / 8) + 3 + 1
+    assert (prog.out_rows, prog.out_features, mlp.spec.lanes, len(prog.ops)) == (1, 10, 8, 3)
+    assert core_outputs_per_sample(mlp.spec, prog) == 6
     # with the taps every layer leaves too; the count is the same for every digit
     tapped = load_core_model("spiking-mlp", debug_taps=True)
     per_sample = core_outputs_per_sample(tapped.spec, tapped.program)
     x, _, _ = held_out_samples(tapped, 4)
     run = run_program(tapped.program, x, current_width=tapped.spec.current_width)
     assert sum(len(w) for w in expected_taps(tapped.spec, tapped.program, run).values()) + 4 == 4 * per_sample
-    assert per_sample > 3
+    assert per_sample > 6
 
 
 def _core_reply_words(cm, samples):
@@ -165,18 +166,23 @@ def _core_reply_words(cm, samples):
     from golden.core import run_program
     from golden.core.cycles import predict_cycles
     from rtl.core.beats import expected_taps
-    from rtl.core.engine import TAP_LOGITS, TAP_STATUS
+    from rtl.core.engine import TAP_ACTIVITY, TAP_LOGITS, TAP_STATUS
     from rtl.core.top import core_output_layout
     from rtl.streams import pack
 
     run = run_program(cm.program, samples, current_width=cm.spec.current_width)
     layout = core_output_layout(cm.spec, cm.program)
-    ((op, kind), logits), = expected_taps(cm.spec, cm.program, run).items()
+    taps = expected_taps(cm.spec, cm.program, run)
+    ((op, kind), logits), = [(key, w) for key, w in taps.items() if key[1] != TAP_ACTIVITY]
     assert kind == TAP_LOGITS
     groups = len(logits) // samples.shape[0]
     words = []
     for b, cycles in enumerate(predict_cycles(cm.program, cm.spec, run).tolist()):
-        words += [pack(layout, {"data": w, "kind": TAP_LOGITS, "tap": op}) for w in logits[b * groups:(b + 1) * groups]]
+        for i in range(len(cm.program.ops)):          # each op's outputs, then its activity beat
+            if i == op:
+                words += [pack(layout, {"data": w, "kind": TAP_LOGITS, "tap": op})
+                          for w in logits[b * groups:(b + 1) * groups]]
+            words.append(pack(layout, {"data": taps[(i, TAP_ACTIVITY)][b], "kind": TAP_ACTIVITY, "tap": i}))
         words.append(pack(layout, {"data": cycles, "kind": TAP_STATUS, "tap": len(cm.program.ops) - 1}))
     return run, words
 
@@ -194,12 +200,18 @@ def test_core_outputs_decode_to_logits_and_cycles(mlp):
     assert check_core_outputs(mlp, x, words).ok
     # one logits word off by one LSB, a wrong cycle count: both reported
     bad = list(words)
-    bad[0] ^= 1
-    bad[2] += 1  # the status word's data (the low bits, below kind and tap): one cycle more
+    bad[2] ^= 1  # the first logits word (after the activity beats of the two spiking layers)
+    bad[5] += 1  # the status word's data (the low bits, below kind and tap): one cycle more
     check = check_core_outputs(mlp, x, bad)
     assert not check.logits_match and not check.cycles_match and "DIFFER" in str(check)
-    with pytest.raises(ValueError, match="the core sent 5 output beats for 2 samples; 6 expected"):
-        decode_core_outputs(mlp, words[:5], 2)
+    # one activity counter off (layer1's cycle count, the low bits of its beat): reported alone
+    off = list(words)
+    off[0] += 1
+    check = check_core_outputs(mlp, x, off)
+    assert check.logits_match and check.cycles_match and not check.activity_match and not check.ok
+    assert "activity counters DIFFER" in str(check)
+    with pytest.raises(ValueError, match="the core sent 11 output beats for 2 samples; 12 expected"):
+        decode_core_outputs(mlp, words[:11], 2)
 
 
 def torch_equal(a, b):

@@ -202,9 +202,27 @@ def test_mlp_core_bit_exact_and_cycle_exact_in_amaranth():
     prog, spec, run, expected, got, problems = _simulate(tiny_mlp(), samples)
     assert problems == []
     assert got[(-1, 5)] == predict_cycles(prog, spec, run).tolist()
-    # every layer left the core: currents and spikes of both layers, the logits
-    assert set(expected) == {(0, 0), (0, 1), (1, 0), (1, 1), (2, 4)}
+    # every layer left the core: currents and spikes of both layers, the logits, and every op's
+    # activity counters
+    assert set(expected) == {(0, 0), (0, 1), (1, 0), (1, 1), (2, 4), (0, 6), (1, 6), (2, 6)}
     assert int(run.nnz[2].sum()) > 0 and int(run.nnz[1].sum()) > 0   # spikes reached every layer
+
+
+def test_mlp_core_activity_counters_agree_with_the_sample_and_each_other():
+    """The activity beats, checked against what they must be without the golden program: the ops'
+    cycles add up to the status word, layer 1 takes one event per nonzero pixel and time step,
+    layer 2 one per spike of layer 1, the readout one per spike of layer 2."""
+    from rtl.core.beats import decode_activity
+
+    samples = digits(3)
+    prog, spec, run, expected, got, problems = _simulate(tiny_mlp(), samples, seed=4)
+    assert problems == []
+    act = decode_activity(spec, prog, got, 3)
+    t = prog.ops[0].steps
+    assert sum(a.cycles for a in act.values()).tolist() == got[(-1, 5)]
+    assert act[0].events.tolist() == ((samples.reshape(3, -1) != 0).sum(dim=1) * t).tolist()
+    assert act[1].events.tolist() == act[0].spikes.tolist() and act[2].events.tolist() == act[1].spikes.tolist()
+    assert act[2].spikes.tolist() == [0, 0, 0] and int(act[1].spikes.sum()) > 0
 
 
 @pytest.mark.parametrize("cls", [WDSpikingformer, WESpikingformer])
@@ -215,7 +233,7 @@ def test_wta_core_bit_exact_and_cycle_exact_in_amaranth(cls):
     assert problems == []
     assert got[(-1, 5)] == predict_cycles(prog, spec, run).tolist()
     kinds = {kind for _, kind in expected}
-    assert kinds == {0, 1, 3, 4}              # currents, spikes (+ residual sums), attention, logits
+    assert kinds == {0, 1, 3, 4, 6}           # currents, spikes (+ residual sums), attention, logits, activity
     assert len(expected[(4, 3)]) == 2 * 2 * 8  # T x heads x L attention beats
 
 

@@ -155,7 +155,7 @@ def test_matterhorn_core_bit_exact_and_cycle_exact_in_amaranth(sdsa_lanes):
     assert problems == []
     assert got[(-1, 5)] == predict_cycles(prog, spec, run).tolist()
     kinds = {kind for _, kind in expected}
-    assert kinds == {0, 1, 3, 4}              # codes / currents, spikes (+ residual sums), attention, logits
+    assert kinds == {0, 1, 3, 4, 6}           # codes / currents, spikes (+ residual sums), attention, logits, activity
     # the stem's codes, the MTTS spikes, every ALIF layer and the pooled logits all left the core
     assert len(expected[(0, 0)]) == 2 * 2 * 16 * 2     # B x T x L x G words of codes
     assert int(run.nnz[len(prog.ops) - 1].sum()) > 0   # the head saw spikes

@@ -520,7 +520,10 @@ def test_attention_counts_by_hand(shipped64):
         c = {name: int(v[0]) for name, v in layer.counts.items()}
         assert c["scores"] == op.steps * op.heads * length * length          # L scores a query
         assert c["topk_inserts"] == c["scores"] * k
-        assert c["topk_merges"] == queries * k * p * (p - 1) // 2
+        # the relation registers: the first cycle compares P (P - 1) / 2 head pairs and P (P - 1) second
+        # slots against heads; each of the k merge steps P (P - 1) third slots against heads and
+        # P (P - 1) / 2 pairs of second slots: 18 + 18 k comparisons a query at P = 4
+        assert c["topk_merges"] == queries * (18 + 18 * k)
         assert c["v_reads"] == queries * k and c["qkv_reads"] == 3 * queries
         assert c["k_reads"] == queries * (length // p)
     if cm.name == "spiking-mlp":

@@ -192,3 +192,49 @@ def test_retrained_studies_are_declared_and_reported():
     assert "is **k = 2**" in text and "600 steps" in text
     assert "k = 16 -0.140 / +0.0250" in text and "k = 4 +0.000 / +0.0000" in text
     assert "does not reproduce" in text           # made-up training metrics are not the shipped checkpoint's
+
+
+def test_dead_zone_knob_silences_the_codes_around_the_mask_value():
+    """d = 2 on Matterhorn: every code within 2 of the mask value M sends no spike, every other code
+    exactly one (counted on the encoder's golden output for every code, by hand from the rule)."""
+    from golden.mtts import mtts_encode, mtts_spikes
+    from spikeforge.core import load_core_model
+
+    cm = load_core_model("matterhorn", debug_taps=False)
+    im = cm.int_model
+    mt = im.mtts
+    assert mt.mask and not mt.dead_zone
+    m = mt.mask_value
+    sw.apply_knobs(im, {**sw.DEFAULTS, "dead_zone": 2}, seed=1)
+    assert im.mtts.dead_zone and (im.mtts.dead_lo, im.mtts.dead_hi) == (max(mt.lo, m - 2), min(mt.hi, m + 2))
+    codes = torch.arange(mt.lo, mt.hi + 1).reshape(1, -1)
+    # the single-spike train form: one spike at the code's time, none when silent
+    spikes = mtts_spikes(im.mtts, mtts_encode(im.mtts, codes), train="single").sum(dim=0).reshape(-1)
+    assert spikes.tolist() == [0 if abs(c - m) <= 2 else 1 for c in codes.reshape(-1).tolist()]
+    # fewer spikes out of the encoder: fewer events, less energy; d = 0 is the shipped checkpoint
+    d0 = sw.evaluate_point(sw.Point("t", "matterhorn", {"dead_zone": 0}, samples=8))
+    d3 = sw.evaluate_point(sw.Point("t", "matterhorn", {"dead_zone": 3}, samples=8))
+    assert d0["status"] == d3["status"] == "ok"
+    assert d3["events"]["sops"] < d0["events"]["sops"] and d3["energy_nj"] < d0["energy_nj"]
+    # bad input: one line naming what is wrong
+    mlp = sw.evaluate_point(sw.Point("t", "spiking-mlp", {"dead_zone": 1}, samples=2))
+    assert mlp["status"] == "error" and "only Matterhorn has an MTTS encoder" in mlp["error"]
+    neg = sw.evaluate_point(sw.Point("t", "matterhorn", {"dead_zone": -1}, samples=2))
+    assert neg["status"] == "error" and "must be >= 0" in neg["error"]
+    other = sw.evaluate_point(sw.Point("t", "matterhorn", {"levels": 3}, samples=2))
+    assert other["status"] == "error" and "not wired for matterhorn" in other["error"]
+
+
+def test_dead_zone_section_finds_the_cheapest_zone_within_one_point():
+    from spikeforge.codesign import dead_zone_section
+
+    def rec(d, acc, energy, mode):
+        return {"model": "matterhorn", "status": "ok", "dead_zone": d, "accuracy": acc, "energy_nj": energy,
+                "cycles": 1000.0 - d, "samples": 256, "mode": mode, "train_epochs": 12,
+                "train_metrics": {"test_accuracy": 0.5}}
+    ev = [rec(0, 0.94, 100.0, "evaluated"), rec(1, 0.88, 96.0, "evaluated"), rec(2, 0.80, 93.0, "evaluated")]
+    rt = [rec(0, 0.93, 100.0, "retrained"), rec(1, 0.925, 97.0, "retrained"), rec(2, 0.90, 94.0, "retrained")]
+    text = "\n".join(dead_zone_section(ev, rt))
+    assert "**evaluated**: no dead zone keeps" in text and "is **d = 0**" in text
+    assert "**retrained**: the dead zone that minimises energy at <= 1 point of accuracy loss is **d = 1**" in text
+    assert "3.0 % less energy" in text

@@ -43,9 +43,17 @@ A row's neuron latency A is the LIF array's (above), the adaptive-LIF array's (S
 ``ALIFSpec.latency``) or the MTTS encoder's (1). A readout that also sums over its rows
 (``reduce_rows``) runs the readout recurrence over every (r, t), t inner, with one STEP at
 the end.
+
+Activity counters: besides the whole count, the core reports per op and sample what its
+counters saw (``op_activity``): the op's cycles (``op_cycles``, its op-start and next-op
+cycles included), the EVENT commands its MAC engine took (``sum n_{t,r}``, each one G weight
+words) and the spikes its neurons (or the MTTS encoder) emitted; the energy of
+``estimate.core`` is computed from these.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -168,3 +176,43 @@ def useful_ops(program: CoreProgram, run: ProgramRun) -> torch.Tensor:
         if isinstance(op, LinearOp):
             total += run.nnz[i].sum(dim=(1, 2)) * op.n_out
     return total
+
+
+@dataclass
+class OpActivity:
+    """What the core's activity counters read after one op, per sample: (B,) int64 each."""
+
+    cycles: torch.Tensor      # the op's cycles (== op_cycles)
+    events: torch.Tensor      # EVENT commands into the MAC engine (the nonzero inputs, sum n_{t,r})
+    spikes: torch.Tensor      # spikes out of the op's neurons (0 for readouts and attention)
+
+
+def activity_bounds(program: CoreProgram, spec: CoreSpec) -> tuple[int, int]:
+    """The largest (events, spikes) count any op of ``program`` can reach on one sample: the widths of
+    the core's counters (they never wrap)."""
+    events = spikes = 0
+    for op in program.linear_ops():
+        n_in = 2 if op.src == "tokens" else op.n_in      # a token row is two events
+        events = max(events, op.steps * op.rows * n_in)
+        if op.neuron is not None:
+            spikes = max(spikes, op.steps * op.rows * program.groups(op) * spec.lanes)
+    return events, spikes
+
+
+def op_activity(program: CoreProgram, spec: CoreSpec, run: ProgramRun) -> dict[int, OpActivity]:
+    """op index -> the activity counters the core must report for the samples of ``run``."""
+    batch = run.logits.shape[0]
+    zeros = torch.zeros(batch, dtype=torch.int64)
+    out = {}
+    for i, op in enumerate(program.ops):
+        if isinstance(op, LinearOp):
+            nnz = run.nnz[i]
+            events = nnz.sum(dim=(1, 2)).to(torch.int64)
+            spikes = zeros.clone()
+            if op.neuron is not None:
+                spikes = run.taps[i]["spikes"].reshape(batch, -1).sum(dim=1).to(torch.int64)
+            out[i] = OpActivity(op_cycles(program, spec, i, nnz), events, spikes)
+        else:
+            out[i] = OpActivity(op_cycles(program, spec, i, torch.zeros(batch, 1, 1, dtype=torch.int64)),
+                                zeros.clone(), zeros.clone())
+    return out

@@ -6,16 +6,18 @@ import torch
 from amaranth import signed, unsigned
 from amaranth.lib import data
 
+from golden.core.cycles import OpActivity, op_activity
 from golden.core.execute import ProgramRun
 from golden.core.program import AttentionOp, CoreProgram, CoreSpec, LinearOp, SDSAOp
 
-from .engine import TAP_ATTENTION, TAP_CURRENT, TAP_LOGITS, TAP_SPIKES, TAP_STATUS, sdsa_spec, wta_spec
+from .engine import (TAP_ACTIVITY, TAP_ATTENTION, TAP_CURRENT, TAP_LOGITS, TAP_SPIKES, TAP_STATUS, activity_layout,
+                     sdsa_spec, wta_spec)
 from ..sdsa import sdsa_output_layout
 from ..streams import pack, unpack
 from ..wta_attention import wta_output_layout
 
 TAP_NAMES = {TAP_CURRENT: "current", TAP_SPIKES: "spikes", TAP_ATTENTION: "attention", TAP_LOGITS: "logits",
-             TAP_STATUS: "status"}
+             TAP_STATUS: "status", TAP_ACTIVITY: "activity"}
 
 
 def core_input_beats(program: CoreProgram, samples: torch.Tensor) -> list[dict]:
@@ -36,6 +38,10 @@ def expected_taps(spec: CoreSpec, program: CoreProgram, run: ProgramRun,
     sum_width = max([b.width for b in program.buffers.values()] or [1])
     out: dict[tuple[int, int], list[int]] = {}
     batch = run.logits.shape[0]
+    act_layout = activity_layout(spec, program)
+    for i, a in op_activity(program, spec, run).items():
+        out[(i, TAP_ACTIVITY)] = [pack(act_layout, {"cycles": int(a.cycles[b]), "events": int(a.events[b]),
+                                                    "spikes": int(a.spikes[b])}) for b in range(batch)]
     for i, op in enumerate(program.ops):
         tp = run.taps[i]
         if isinstance(op, LinearOp) and op.reduce_time:
@@ -116,3 +122,19 @@ def compare_taps(program: CoreProgram, expected: dict, got: dict) -> list[str]:
         if key not in expected and key[1] != TAP_STATUS:
             problems.append(f"unexpected tap {key}: {len(got[key])} beats")
     return problems
+
+
+def decode_activity(spec: CoreSpec, program: CoreProgram, taps: dict[tuple[int, int], list[int]],
+                    samples: int) -> dict[int, OpActivity]:
+    """The activity beats the core emitted (``split_outputs``' dict) -> op index -> ``OpActivity``
+    of ``samples`` samples; a missing or extra beat is a ``ValueError`` naming the op."""
+    layout = activity_layout(spec, program)
+    out = {}
+    for i, op in enumerate(program.ops):
+        words = taps.get((i, TAP_ACTIVITY), [])
+        if len(words) != samples:
+            raise ValueError(f"the core sent {len(words)} activity beats of op {op.name} for {samples} samples")
+        beats = [unpack(layout, w) for w in words]
+        out[i] = OpActivity(*(torch.tensor([b[f] for b in beats], dtype=torch.int64)
+                              for f in ("cycles", "events", "spikes")))
+    return out

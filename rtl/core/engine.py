@@ -13,6 +13,7 @@ from amaranth.lib.wiring import In, Out
 
 from golden import fixed
 from golden.alif import UPDATE, ALIFSpec
+from golden.core.cycles import activity_bounds
 from golden.core.program import AttentionOp, CoreProgram, CoreSpec, LinearOp, SDSAOp
 from golden.lif import RESET_MODES, LIFSpec
 from golden.mac import EVENT, STEP, MACSpec
@@ -27,7 +28,7 @@ from ..sdsa import SDSAttention, sdsa_output_layout
 from ..wta_attention import KIND_LOAD, KIND_QUERY, WTAAttention, wta_output_layout
 
 #: tap kinds on the output stream (golden.core.execute.TAP_KINDS)
-TAP_CURRENT, TAP_SPIKES, TAP_ATTENTION, TAP_LOGITS, TAP_STATUS = 0, 1, 3, 4, 5
+TAP_CURRENT, TAP_SPIKES, TAP_ATTENTION, TAP_LOGITS, TAP_STATUS, TAP_ACTIVITY = 0, 1, 3, 4, 5, 6
 STATUS_WIDTH = 32
 
 
@@ -107,10 +108,20 @@ def scan_width(program: CoreProgram) -> int:
     return max(widths + [2])
 
 
+def activity_layout(spec: CoreSpec, program: CoreProgram) -> data.StructLayout:
+    """The activity beat of an op (``TAP_ACTIVITY``, tap = the op index, one per op and sample, with
+    or without debug taps): the op's cycles, the EVENT commands its MAC engine took and the spikes
+    its neurons emitted (``golden.core.cycles.op_activity``); the counters are as wide as the
+    program's largest count (``activity_bounds``), so they never wrap."""
+    events, spikes = activity_bounds(program, spec)
+    return data.StructLayout({"cycles": unsigned(STATUS_WIDTH), "events": unsigned(max(1, events.bit_length())),
+                              "spikes": unsigned(max(1, spikes.bit_length()))})
+
+
 def tap_data_width(spec: CoreSpec, program: CoreProgram) -> int:
     p = spec.lanes
     sum_width = max([b.width for b in program.buffers.values()] or [1])
-    widths = [p * spec.current_width, p + p * sum_width, STATUS_WIDTH]
+    widths = [p * spec.current_width, p + p * sum_width, STATUS_WIDTH, activity_layout(spec, program).size]
     w = wta_spec(spec, program)
     if w is not None:
         widths.append(wta_output_layout(w).size)
@@ -279,6 +290,9 @@ class CoreEngine(wiring.Component):
         lif_group = Signal.like(lif_base, name="lif_group")
         g_out = Signal(range(mspec.max_groups + 1), name="g_out")
         cycles = Signal(STATUS_WIDTH, name="cycles")
+        # the activity counters of the current op (reported in its NEXT_OP cycle, cleared in OP_START)
+        act_layout = activity_layout(spec, prog)
+        act = Signal(act_layout, name="activity")
         in_count = Signal(range(self.n_inputs + 1), name="in_count")
         lif_overrun = Signal()
 
@@ -370,6 +384,8 @@ class CoreEngine(wiring.Component):
         with m.If(s1_valid & s2_free):
             m.d.sync += s1_valid.eq(0)          # a new token in the same cycle overrides this
         pipe_empty = ~s1_valid & ~s2_valid & ~cmd_valid
+        with m.If(cmd_valid & mac.i_stream.ready & (cmd.kind == EVENT)):
+            m.d.sync += act.events.eq(act.events + 1)
 
         # defaults of the tap channels
         m.d.comb += [self.a_tap.eq(pc), self.b_tap.eq(pc)]
@@ -509,6 +525,8 @@ class CoreEngine(wiring.Component):
                                  wr.en.eq(C(1, chunks) << g_out)]
                     for q in range(p):
                         m.d.comb += sums[q].eq(new[q])
+            with m.If(lif_beat):
+                m.d.sync += act.spikes.eq(act.spikes + sum(spikes[q] for q in range(p)))
             if taps:
                 with m.If(lif_beat):
                     m.d.comb += [self.b_valid.eq(1), self.b_kind.eq(TAP_SPIKES),
@@ -557,6 +575,9 @@ class CoreEngine(wiring.Component):
 
         # ---- the sequencer
         m.d.comb += self.busy.eq(1)
+        # the op's cycle counter steps in every state that the cycle counter counts; OP_START (below,
+        # later in statement order, so its assignment wins) restarts it at 2: OP_START and NEXT_OP
+        m.d.sync += act.cycles.eq(act.cycles + 1)
         with m.FSM(name="seq"):
             with m.State("IDLE"):
                 m.d.comb += [self.busy.eq(0), self.i_stream.ready.eq(1)]
@@ -567,6 +588,7 @@ class CoreEngine(wiring.Component):
                         m.next = "OP_START"
             with m.State("OP_START"):
                 m.d.sync += [cycles.eq(cycles + 1), t.eq(0), r.eq(0), row_addr.eq(0), g_out.eq(0)]
+                m.d.sync += [act.cycles.eq(2), act.events.eq(0), act.spikes.eq(0)]
                 if aspec is not None:
                     m.d.sync += [lif_base.eq(k_alif_base0), op_lif_base.eq(k_alif_base0)]
                 else:
@@ -703,6 +725,8 @@ class CoreEngine(wiring.Component):
                             m.next = "ATT_READ"
             with m.State("NEXT_OP"):
                 m.d.sync += cycles.eq(cycles + 1)
+                # the op's activity beat (its counters hold the whole op: cycles counted NEXT_OP ahead)
+                m.d.comb += [self.a_valid.eq(1), self.a_kind.eq(TAP_ACTIVITY), self.a_data.eq(act.as_value())]
                 with m.If(pc == n_ops - 1):
                     m.next = "STATUS"
                 with m.Else():

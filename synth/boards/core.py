@@ -4,14 +4,15 @@
 request's beats are the samples' input beats (one pixel or token id each), and the board
 sends one output frame per output beat of the core. Only the counts differ: a sample of
 ``n_inputs`` beats (64 pixels of a digit) makes ``outputs_per_sample`` output beats -- with
-``debug_taps=False`` exactly ``out_rows x ceil(out_features / P)`` logits beats and one status
-beat (3 for the spiking MLP: 10 logits in 2 words of P = 8, then the cycle count), a number
-fixed by the program, never by the data. Requests therefore carry whole samples
+``debug_taps=False`` exactly ``out_rows x ceil(out_features / P)`` logits beats, one activity
+beat per op and one status beat (6 for the spiking MLP: 10 logits in 2 words of P = 8, the
+activity counters of its 3 ops, then the cycle count), a number fixed by the program, never by
+the data. Requests therefore carry whole samples
 (``protocol.plan_requests``), and each reply holds exactly their outputs.
 
 ``core_client`` sets up the host driver for a core; ``decode_core_outputs`` splits the output
-words into logits and cycle counts; ``check_core_outputs`` compares them ``==`` with the
-golden program, the integer model and the cycle formula.
+words into logits, activity counters and cycle counts; ``check_core_outputs`` compares them
+``==`` with the golden program, the integer model and the cycle formula.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class CoreOutputs:
     logits: torch.Tensor            # (samples, out_rows, out_features) int64
     cycles: list[int]               # the status beat of each sample
     taps: dict = field(default_factory=dict)   # (op index, kind) -> data words (rtl.core.beats.split_outputs)
+    activity: dict = field(default_factory=dict)   # op index -> OpActivity (rtl.core.beats.decode_activity)
 
 
 def decode_core_outputs(cm, words: list[int], samples: int) -> CoreOutputs:
@@ -87,7 +89,7 @@ def decode_core_outputs(cm, words: list[int], samples: int) -> CoreOutputs:
     from amaranth import signed
     from amaranth.lib import data
 
-    from rtl.core.beats import split_outputs
+    from rtl.core.beats import decode_activity, split_outputs
     from rtl.core.engine import TAP_LOGITS, TAP_STATUS
     from rtl.streams import unpack
 
@@ -108,7 +110,7 @@ def decode_core_outputs(cm, words: list[int], samples: int) -> CoreOutputs:
     cycles = list(taps.get((-1, TAP_STATUS), []))
     if len(cycles) != samples:
         raise ValueError(f"the core sent {len(cycles)} status beats for {samples} samples")
-    return CoreOutputs(logits, cycles, taps)
+    return CoreOutputs(logits, cycles, taps, decode_activity(spec, prog, taps, samples))
 
 
 @dataclass
@@ -121,6 +123,14 @@ class CoreCheck:
     model_logits: torch.Tensor      # the integer model's forward_layers
     cycles: list[int]
     predicted_cycles: list[int]     # golden.core.cycles.predict_cycles
+    activity: dict = field(default_factory=dict)          # op -> OpActivity, as the board counted
+    golden_activity: dict = field(default_factory=dict)   # golden.core.cycles.op_activity
+
+    @property
+    def activity_match(self) -> bool:
+        return self.activity.keys() == self.golden_activity.keys() and all(
+            torch.equal(getattr(a, f), getattr(self.golden_activity[i], f))
+            for i, a in self.activity.items() for f in ("cycles", "events", "spikes"))
 
     @property
     def logits_match(self) -> bool:
@@ -132,7 +142,7 @@ class CoreCheck:
 
     @property
     def ok(self) -> bool:
-        return self.logits_match and self.cycles_match
+        return self.logits_match and self.cycles_match and self.activity_match
 
     def __str__(self):
         bad = [i for i in range(self.samples) if not torch.equal(self.logits[i], self.golden_logits[i])]
@@ -140,7 +150,8 @@ class CoreCheck:
                  + ("== golden program and integer model" if self.logits_match else
                     f"DIFFER (samples {bad[:5]})")
                  + "; cycles " + ("== formula" if self.cycles_match else
-                                  f"DIFFER: board {self.cycles[:5]}, formula {self.predicted_cycles[:5]}")]
+                                  f"DIFFER: board {self.cycles[:5]}, formula {self.predicted_cycles[:5]}")
+                 + "; activity counters " + ("== golden" if self.activity_match else "DIFFER")]
         for i in bad[:3]:
             lines.append(f"  sample {i}: board {self.logits[i].tolist()}, golden {self.golden_logits[i].tolist()}")
         return "\n".join(lines)
@@ -149,7 +160,7 @@ class CoreCheck:
 def check_core_outputs(cm, samples: torch.Tensor, words: list[int]) -> CoreCheck:
     """Decode the board's output words of ``samples`` and compare them with golden (``CoreCheck``)."""
     from golden.core import run_program
-    from golden.core.cycles import predict_cycles
+    from golden.core.cycles import op_activity, predict_cycles
 
     n = int(samples.shape[0])
     got = decode_core_outputs(cm, words, n)
@@ -159,4 +170,5 @@ def check_core_outputs(cm, samples: torch.Tensor, words: list[int]) -> CoreCheck
     model = layers["logits"]
     model = model if model.dim() == 3 else model.unsqueeze(1)
     return CoreCheck(n, got.logits, run.logits.to(torch.int64), model.to(torch.int64), got.cycles,
-                     predict_cycles(cm.program, cm.spec, run).tolist())
+                     predict_cycles(cm.program, cm.spec, run).tolist(), got.activity,
+                     op_activity(cm.program, cm.spec, run))
