@@ -732,7 +732,7 @@ def report(out: Path = Path("docs/results"), *, samples: int = 64, **run_kwargs)
     for name, st in sw.STUDIES.items():
         pts = st.points()
         for p in pts:
-            p.samples = samples
+            p.samples = st.samples or samples     # a study with its own sample count keeps it
         studies[name] = pts
         points += pts
     result = sw.run_points(points, **run_kwargs)     # one Dask run for every study's points

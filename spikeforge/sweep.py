@@ -903,10 +903,11 @@ def write_outputs(name: str, records: list[dict], out_dir: Path, study: Study | 
 
 
 def sweep(study: str, *, models: list[str] | None = None, grid: dict[str, tuple] | None = None,
-          seeds: list[int] | None = None, samples: int = 64, out_dir: str | Path = "docs/results/codesign",
+          seeds: list[int] | None = None, samples: int | None = None, out_dir: str | Path = "docs/results/codesign",
           retrain: bool = False, epochs: int | None = None, **run_kwargs) -> tuple[SweepResult, list[Path]]:
-    """Run a named study (or ``custom`` with ``models`` and ``grid``) and write its outputs."""
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+    """Run a named study (or ``custom`` with ``models`` and ``grid``) and write its outputs; ``samples``
+    None: the study's own (``Study.samples``), else 64."""
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
         raise SweepError(f"--samples must be an integer >= 1, got {samples!r}")
     if models:
         check_models(models)
@@ -917,7 +918,9 @@ def sweep(study: str, *, models: list[str] | None = None, grid: dict[str, tuple]
     else:
         st = get_study(study)
         if grid:
-            st = Study(st.name, st.title, st.models, (grid,), st.seeds, st.retrain, st.epochs)
+            st = Study(st.name, st.title, st.models, (grid,), st.seeds, st.retrain, st.epochs, st.samples)
+    if samples is None:
+        samples = st.samples or 64
     points = st.points(models, seeds)
     for p in points:
         p.samples, p.retrain = samples, retrain or st.retrain

@@ -20,7 +20,8 @@ def add_sweep_parser(sub) -> None:
                        help="run on an existing Dask cluster (tcp://HOST:PORT) instead of a LocalCluster")
         q.add_argument("--cache", metavar="DIR", help="point cache (default $SPIKEFORGE_CACHE/sweep or "
                                                       "~/.cache/spikeforge/sweep)")
-        q.add_argument("--samples", type=int, default=64, help="held-out samples per point (default 64)")
+        q.add_argument("--samples", type=int, default=None,
+                       help="held-out samples per point (default: the study's own, else 64)")
         q.add_argument("--retry-failed", action="store_true", help="recompute points cached as failed")
         q.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -73,7 +74,7 @@ def cmd_sweep(args) -> int:
     if args.sweep_command == "report":
         from .codesign import report
 
-        path, result = report(Path(args.out), samples=args.samples, **kwargs)
+        path, result = report(Path(args.out), samples=64 if args.samples is None else args.samples, **kwargs)
         print(f"wrote {path} ({result.computed} points computed, {result.cached} from the cache, "
               f"{len(result.failed)} failed, {result.seconds:.1f} s)")
         return 0
