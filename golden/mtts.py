@@ -121,6 +121,13 @@ class MTTSSpec(SpecBase):
         check_int(name, "dead_hi", self.dead_hi, *((self.dead_lo, self.hi) if self.dead_zone else (None, None)))
         check_int(name, "counter_width", self.counter_width, 1, 48)
 
+    def with_dead_zone(self, half_width: int) -> "MTTSSpec":
+        """The spec with the mask on and a dead zone of half width d around the mask value M:
+        [max(lo, M - d), min(hi, M + d)] silent; d = 0 is the mask alone."""
+        check_int("MTTSSpec", "dead zone half width", half_width, 0, None)
+        m, d = self.mask_value, half_width
+        return self.replace(mask=True, dead_zone=d > 0, dead_lo=max(self.lo, m - d), dead_hi=min(self.hi, m + d))
+
     # ---- derived quantities ---------------------------------------------------------------------
 
     @property

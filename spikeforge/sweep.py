@@ -338,8 +338,7 @@ def apply_knobs(int_model, knobs: dict, seed: int, seq_len: int | None = None) -
         mt = int_model.mtts
         if not mt.mask:
             raise SweepError("knob dead_zone: the checkpoint's MTTS encoder has no mask value to centre it on")
-        m = mt.mask_value
-        int_model.mtts = mt.replace(dead_zone=d > 0, dead_lo=max(mt.lo, m - d), dead_hi=min(mt.hi, m + d))
+        int_model.mtts = mt.with_dead_zone(d)
     if matterhorn:
         wired = [k for k in ("k", "levels", "sigma", "offset", "membrane") if knobs[k] != DEFAULTS[k]]
         if wired:

@@ -142,14 +142,19 @@ def test_matterhorn_refusals_name_the_layer():
 
 # ---- Amaranth simulation of the core ------------------------------------------------------------
 
-@pytest.mark.parametrize("sdsa_lanes", [4, 1])
-def test_matterhorn_core_bit_exact_and_cycle_exact_in_amaranth(sdsa_lanes):
+@pytest.mark.parametrize("sdsa_lanes,log_weights", [(4, False), (1, False), (4, True)])
+def test_matterhorn_core_bit_exact_and_cycle_exact_in_amaranth(sdsa_lanes, log_weights):
     """dh = 4: with 4 attention lanes a query takes G_s = 1 cycle (the engine's 3-cycle query loop
-    sets the pace), with 1 lane G_s = 4 (the unit does)."""
+    sets the pace), with 1 lane G_s = 4 (the unit does). With log-quantized weights and mismatch the
+    MAC's memory holds the effective weights w_eff (the "precomputed" implementation) and every
+    unit's shift is F = 4 bits larger."""
     from golden.core.cycles import predict_cycles
     from tests.test_core import _simulate
 
-    model = tiny_matterhorn(dim=8, time_steps=2)
+    log = dict(weight_levels=5, weight_gain_sigma=0.05, weight_offset_sigma=4) if log_weights else {}
+    model = tiny_matterhorn(dim=8, time_steps=2, **log)
+    if log_weights:
+        assert model.blocks[0].q[0].input_frac == 4
     samples = digits(2)
     prog, spec, run, expected, got, problems = _simulate(model, samples, lanes=4, seed=3, sdsa_lanes=sdsa_lanes)
     assert problems == []

@@ -219,3 +219,75 @@ def test_committed_activation_vectors_verify_and_match_their_manifest():
     assert values.numel() >= 20_000 and values.shape[1] == spec.lanes
     assert int(mtts_silent(spec, values).sum()) == vectors.meta["silent_total"]
     fixed.check_range(values, spec.input_width, spec.signed, "committed values")
+
+
+# ---- log-quantized weights with the memory's mismatch ---------------------------------------------------
+
+def _hand_log_model(**kw):
+    model = Matterhorn(dim=8, heads=2, time_steps=2, weight_levels=3, **kw)
+    with torch.no_grad():
+        w = model.blocks[0].q.linear.weight
+        w.zero_()
+        w[0, :5] = torch.tensor([0.5, 0.26, 0.12, 0.01, -0.35])
+        model.blocks[0].q.linear.bias.fill_(0.3)
+    return model.eval()
+
+
+def test_log_weights_by_hand():
+    """L = 3 levels, peak 0.5 -> f = (L - 1) - round_log2(0.5) = 3; x = |w| 2^3 = 4, 2.08, 0.96, 0.08, 2.8
+    -> q = 4, 2, 1 (2^-1/2 <= 0.96 < 2^1/2), 0 (x < 1/2), -2 (2.8 < 2^1.5): by the rounding rule."""
+    model = _hand_log_model()
+    lin = model.to_integer().blocks[0].q[0]
+    assert (lin.weight_frac, lin.input_frac) == (3, 0)
+    assert lin.weight[0, :5].tolist() == [4, 2, 1, 0, -2] and int(lin.weight[1:].abs().sum()) == 0
+    assert lin.bias.tolist() == [round(0.3 * 8)] * 8
+    # the float model runs on exactly the held weights q 2^-f, the gradient reaches the trained weight
+    unit = model.blocks[0].q
+    held = model.weights.float_weight(unit.linear.weight, unit.layer)
+    assert held[0, :5].tolist() == [0.5, 0.25, 0.125, 0.0, -0.25]
+    held.sum().backward()
+    assert torch.equal(unit.linear.weight.grad, torch.ones(8, 8))
+
+
+def test_log_weights_mismatch_is_the_documented_cell_formula():
+    """With gain and offset sd: w_eff = (q << 4) + ((q dg) >> 12) + do for every cell (r = input,
+    c = output) of layer id 0 (block 0's q), dg and do from an independent formulation of the hash."""
+    from tests.test_synapse import reference_hash
+
+    def z(h):
+        return 2 * ((h & 255) + ((h >> 8) & 255) + ((h >> 16) & 255)) - 765
+
+    model = _hand_log_model(weight_gain_sigma=0.05, weight_offset_sigma=4, mismatch_seed=7)
+    lin = model.to_integer().blocks[0].q[0]
+    assert (lin.weight_frac, lin.input_frac) == (3, 4)
+    q = [4, 2, 1, 0, -2] + [0] * 3
+    sigma = round(0.05 * 65536)
+    for c in range(8):               # output
+        for r in range(8):           # input
+            qq = q[r] if c == 0 else 0
+            dg = (z(reference_hash(7, 0, 0, r, c)) * sigma) >> 8
+            do = (z(reference_hash(7, 0, 1, r, c)) * 4) >> 8
+            assert int(lin.weight[c, r]) == (qq << 4) + ((qq * dg) >> 12) + do, (r, c)
+    # the offset reaches the zero cells too (an analog cell leaks whatever it stores)
+    assert int(lin.weight[1:].abs().sum()) > 0
+    # the float weights are the same cells / 2^(f + F)
+    unit = model.blocks[0].q
+    held = model.weights.float_weight(unit.linear.weight, unit.layer).detach().double()
+    assert torch.equal(held * 2 ** 7, lin.weight.double())
+
+
+def test_log_weight_model_integer_tracks_float_and_bad_settings_are_refused():
+    from golden.data import digits_split
+
+    torch.manual_seed(0)
+    model = Matterhorn(dim=16, heads=2, time_steps=4, weight_levels=7, weight_gain_sigma=0.05,
+                       weight_offset_sigma=4).eval()
+    x = digits_split().x_test[:120]
+    agree = (model(x).argmax(1) == model.to_integer()(digits_pixels(x)).argmax(1)).float().mean()
+    assert agree >= 0.8
+    with pytest.raises(ValueError, match="weight_levels must be an integer in 0 .. 24"):
+        Matterhorn(dim=8, heads=2, weight_levels=-1)
+    with pytest.raises(ValueError, match="need log-quantized weights"):
+        Matterhorn(dim=8, heads=2, weight_gain_sigma=0.05)
+    with pytest.raises(ValueError, match="weight_gain_sigma must be in 0 .. 0.25"):
+        Matterhorn(dim=8, heads=2, weight_levels=7, weight_gain_sigma=0.5)

@@ -308,3 +308,18 @@ def test_rtl_amaranth_sim_trained_activations():
     run = run_stream(MTTSEncoder(spec), inputs, len(expected), seed=9, valid_prob=0.7, ready_prob=0.7)
     assert run.outputs == [pack(mtts_output_layout(spec), b) for b in expected]
     assert expected[-1]["count"] == total > 0
+
+
+def test_with_dead_zone_centres_on_the_mask_value_and_clips_to_the_range():
+    spec = MTTSSpec(input_width=4, signed=True, time_steps=4, lanes=2, lo=-8, hi=7, mask=True, mask_value=-7)
+    # d = 3 around M = -7: [-10, -4] clipped to the code range -> [-8, -4]
+    wide = spec.with_dead_zone(3)
+    assert (wide.dead_zone, wide.dead_lo, wide.dead_hi, wide.mask_value) == (True, -8, -4, -7)
+    # d = 0 is the mask alone
+    assert spec.with_dead_zone(0).dead_zone is False
+    # the codes it silences, by the rule: every code in [-8, -4] sends no spike
+    codes = torch.arange(-8, 8).reshape(1, -1)
+    silent = mtts_encode(wide, codes).silent.reshape(-1).tolist()
+    assert silent == [int(c <= -4) for c in range(-8, 8)]
+    with pytest.raises(SpecError, match="dead zone half width = -1 is out of range"):
+        spec.with_dead_zone(-1)

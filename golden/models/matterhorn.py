@@ -29,8 +29,23 @@ the batch norm and 1/T folded in (``Matterhorn.folded_head``), quantized:
 ``logits_int = W'_int counts + b'_int`` (2^f times the float logits up to quantization). The variation model's thresholds, leaks and evaluation noise are the
 same draws in both modes.
 
-Log-quantized weights (the weight-memory issue) are not used yet: weights are the shared plain
-power-of-two integer quantization of ``golden/layers.py``.
+Weights of the six units of a block (q, k, v, o, mlp1, mlp2): plain power-of-two integer
+quantization (``golden/layers.py``) by default, or, with ``weight_levels = L > 0``, **log-quantized
+with the analog mismatch of their memory** (``LogWeights``: ``golden/logquant.py``,
+``golden/mismatch.py``), in float and integer modes alike::
+
+    codes, f = log_quantize(W)              L powers of two, the layer's scale 2^-f (its peak -> 2^(L-1))
+    q        = log_decode(codes)            0 or +-2^s, integers on the grid 2^-f
+    w_eff    = (q << F) + ((q dg) >> (16 - F)) + do      F = 4; (dg, do) of cell (r, c) of layer id
+                                            10 i + u (block i, unit u = 0 q, 1 k, 2 v, 4 o, 5 mlp1,
+                                            6 mlp2) under the checkpoint's mismatch seed and sigmas
+    integer: QuantLinear(w_eff, round(b 2^f), weight_frac = f, input_frac = F)
+    float:   w_eff 2^-(f + F) + (W - W.detach())   (straight-through: training sees the weights the
+                                            memory will hold, this chip's deviations included)
+
+so the float model trains against the same effective weights the integer model and the core use
+(``weight_gain_sigma = weight_offset_sigma = 0``: w_eff = q 2^F, the ideal log memory). The stem
+and the folded head (its batch-norm scale is not a power of two) keep the plain quantization.
 """
 
 from __future__ import annotations
@@ -43,6 +58,8 @@ from torch import nn
 from .. import fixed
 from ..alif import AdaptiveLIF, QuantALIF, VariationSpec, quantize_alif
 from ..layers import QuantLinear, SpikingLinear, quantize_linear, weight_frac_for
+from ..logquant import MAX_LEVELS, LogQuantSpec, log_decode, log_quantize
+from ..mismatch import MismatchSpec, effective_weights
 from ..mtts import MTTSSpec, mtts_encode, mtts_spikes
 
 PIXEL_FRAC = 4   # digits pixels are 0..16 = x * 2^4 exactly
@@ -73,33 +90,110 @@ def _shift(x: torch.Tensor, s: int) -> torch.Tensor:
     return fixed.asr(x, s) if s >= 0 else x * (1 << -s)
 
 
-class _Unit(nn.Module):
-    """A ``SpikingLinear`` whose LIF is replaced by an ``AdaptiveLIF`` (same .linear / .lif members)."""
+#: fraction bits F of the effective-weight grid of a log weight memory with mismatch
+LOG_WEIGHT_FRAC = 4
 
-    def __init__(self, d_in: int, d_out: int, layer: int, neuron: dict):
+
+@dataclass(frozen=True)
+class LogWeights:
+    """The weight memory of the block units: ``levels`` = 0 plain weights, else L powers of two with
+    the analog mismatch of ``golden.mismatch`` (gain sd ``gain_sigma`` relative, offset sd
+    ``offset_sigma`` LSBs of 2^-(f + F), cells keyed by ``seed`` and the unit's layer id)."""
+
+    levels: int = 0
+    gain_sigma: float = 0.0
+    offset_sigma: int = 0
+    seed: int = 1
+
+    def __post_init__(self):
+        if isinstance(self.levels, bool) or not isinstance(self.levels, int) or not 0 <= self.levels <= MAX_LEVELS:
+            raise ValueError(f"weight_levels must be an integer in 0 .. {MAX_LEVELS} (0: plain weights), "
+                             f"got {self.levels!r}")
+        if not 0.0 <= float(self.gain_sigma) <= 0.25:
+            raise ValueError(f"weight_gain_sigma must be in 0 .. 0.25 (a relative sd), got {self.gain_sigma!r}")
+        if isinstance(self.offset_sigma, bool) or not isinstance(self.offset_sigma, int) or self.offset_sigma < 0:
+            raise ValueError(f"weight_offset_sigma must be an integer >= 0, got {self.offset_sigma!r}")
+        if self.levels == 0 and (self.gain_sigma or self.offset_sigma):
+            raise ValueError("weight_gain_sigma / weight_offset_sigma need log-quantized weights (weight_levels > 0)")
+
+    @property
+    def active(self) -> bool:
+        return self.levels > 0
+
+    @property
+    def mismatched(self) -> bool:
+        return bool(self.gain_sigma or self.offset_sigma)
+
+    @property
+    def quant_spec(self) -> LogQuantSpec:
+        return LogQuantSpec(code_bits=fixed.bits_for(self.levels) + 1, levels=self.levels)
+
+    def mismatch_spec(self, layer: int) -> MismatchSpec:
+        return MismatchSpec(seed=self.seed, layer=layer, gain_sigma=int(round(self.gain_sigma * (1 << 16))),
+                            offset_sigma=self.offset_sigma, frac_bits=LOG_WEIGHT_FRAC)
+
+    def integer(self, weight: torch.Tensor, layer: int) -> tuple[torch.Tensor, int, int]:
+        """Float weight (out, in) -> (integer weights on the grid 2^-(f + extra), f, extra): the decoded
+        codes q (extra = 0) or, with mismatch, w_eff (extra = F) of the cells (r = in, c = out)."""
+        spec = self.quant_spec
+        lq = log_quantize(spec, weight.detach().double())
+        if lq.scale_exp < 0:
+            raise ValueError(f"layer {layer}: weights up to {float(weight.detach().abs().max()):.3g} need a negative "
+                             f"scale exponent for {self.levels} levels; use fewer levels")
+        q = log_decode(spec, lq.codes)
+        if not self.mismatched:
+            return q, lq.scale_exp, 0
+        w = effective_weights(self.mismatch_spec(layer), q.t().contiguous()).t().contiguous()
+        return w, lq.scale_exp, LOG_WEIGHT_FRAC
+
+    def float_weight(self, weight: torch.Tensor, layer: int) -> torch.Tensor:
+        """The weight the memory holds, in float, with a straight-through gradient to ``weight``."""
+        w, f, extra = self.integer(weight, layer)
+        held = (w.double() * 2.0 ** -(f + extra)).to(weight.dtype)
+        return held + (weight - weight.detach())      # the held values exactly, the gradient of weight
+
+
+class _Unit(nn.Module):
+    """A ``SpikingLinear`` whose LIF is replaced by an ``AdaptiveLIF`` (same .linear / .lif members);
+    its weights are the memory's (``LogWeights``) when log-quantized."""
+
+    def __init__(self, d_in: int, d_out: int, layer: int, neuron: dict, weights: LogWeights = LogWeights()):
         super().__init__()
         base = SpikingLinear(d_in, d_out)
         self.linear = base.linear
         self.lif = AdaptiveLIF(d_out, layer=layer, **neuron)
+        self.layer, self.weights = layer, weights
 
     def forward(self, x):
-        return self.lif(self.linear(x))
+        if not self.weights.active:
+            return self.lif(self.linear(x))
+        w = self.weights.float_weight(self.linear.weight, self.layer)
+        return self.lif(nn.functional.linear(x, w, self.linear.bias))
+
+    def quantize(self, weight_bits: int) -> QuantLinear:
+        """The unit's integer linear: plain (``quantize_linear``) or the log memory's (``LogWeights``)."""
+        if not self.weights.active:
+            return quantize_linear(self.linear, weight_bits=weight_bits, input_frac=0)
+        w, f, extra = self.weights.integer(self.linear.weight, self.layer)
+        b = torch.round(self.linear.bias.detach().double() * (1 << f)).to(torch.int64)
+        return QuantLinear(w, b, f, extra)
 
 
 class SpikeDrivenBlock(nn.Module):
-    def __init__(self, dim: int, heads: int, mlp_ratio: int, attn_shift: int, index: int, neuron: dict):
+    def __init__(self, dim: int, heads: int, mlp_ratio: int, attn_shift: int, index: int, neuron: dict,
+                 weights: LogWeights = LogWeights()):
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim = {dim} must be a multiple of heads = {heads}")
         self.heads, self.attn_shift = heads, attn_shift
         base = 10 * index
-        self.q = _Unit(dim, dim, base + 0, neuron)
-        self.k = _Unit(dim, dim, base + 1, neuron)
-        self.v = _Unit(dim, dim, base + 2, neuron)
+        self.q = _Unit(dim, dim, base + 0, neuron, weights)
+        self.k = _Unit(dim, dim, base + 1, neuron, weights)
+        self.v = _Unit(dim, dim, base + 2, neuron, weights)
         self.att = AdaptiveLIF(dim, layer=base + 3, **neuron)
-        self.o = _Unit(dim, dim, base + 4, neuron)
-        self.mlp1 = _Unit(dim, dim * mlp_ratio, base + 5, neuron)
-        self.mlp2 = _Unit(dim * mlp_ratio, dim, base + 6, neuron)
+        self.o = _Unit(dim, dim, base + 4, neuron, weights)
+        self.mlp1 = _Unit(dim, dim * mlp_ratio, base + 5, neuron, weights)
+        self.mlp2 = _Unit(dim * mlp_ratio, dim, base + 6, neuron, weights)
 
     def attention(self, q, k, v):
         """q (k^T v) per head; (T, B, L, D) each -> (T, B, L, D)."""
@@ -123,22 +217,25 @@ class Matterhorn(nn.Module):
                  mask_value: int = 0, dead_zone: int = 0, attn_shift: int = 2, threshold: float = 0.5,
                  beta: float = 0.875, adapt_increment: float = 0.5, adapt_shift: int = 2,
                  variation_seed: int = 0, threshold_spread: float = 0.1, leak_spread: float = 0.05,
-                 noise: float = 0.05, stem_scale: float = 2.0):
+                 noise: float = 0.05, stem_scale: float = 2.0, weight_levels: int = 0,
+                 weight_gain_sigma: float = 0.0, weight_offset_sigma: int = 0, mismatch_seed: int = 1):
         super().__init__()
+        self.weights = LogWeights(weight_levels, weight_gain_sigma, weight_offset_sigma, mismatch_seed)
         if not 0 <= attn_shift <= ATT_FRAC:
             raise ValueError(f"attn_shift must be in 0 .. {ATT_FRAC}, got {attn_shift}")
         if dead_zone < 0:
             raise ValueError(f"dead_zone (half width) must be >= 0, got {dead_zone}")
         lo, hi = fixed.int_min(act_bits, True), fixed.int_max(act_bits, True)
         self.mtts = MTTSSpec(input_width=act_bits, signed=True, time_steps=time_steps, lanes=4, lo=lo, hi=hi,
-                             train=train_form, mask=mask, mask_value=mask_value, dead_zone=dead_zone > 0,
-                             dead_lo=max(lo, mask_value - dead_zone), dead_hi=min(hi, mask_value + dead_zone))
+                             train=train_form, mask=mask, mask_value=mask_value)
+        if dead_zone:
+            self.mtts = self.mtts.with_dead_zone(dead_zone)
         self.time_steps, self.act_frac, self.attn_shift = time_steps, act_frac, attn_shift
         self.variation = VariationSpec(variation_seed, threshold_spread, leak_spread, noise)
         neuron = dict(threshold=threshold, beta=beta, adapt_increment=adapt_increment, adapt_shift=adapt_shift,
                       variation=self.variation)
         self.stem = nn.Parameter(torch.randn(TOKENS, PATCH_DIM, dim) * stem_scale)
-        self.blocks = nn.ModuleList(SpikeDrivenBlock(dim, heads, mlp_ratio, attn_shift, i, neuron)
+        self.blocks = nn.ModuleList(SpikeDrivenBlock(dim, heads, mlp_ratio, attn_shift, i, neuron, self.weights)
                                     for i in range(blocks))
         self.norm = nn.BatchNorm1d(POOLED * dim)
         self.head = nn.Linear(POOLED * dim, 10)
@@ -186,7 +283,7 @@ class Matterhorn(nn.Module):
             units = {}
             for name in ("q", "k", "v", "o", "mlp1", "mlp2"):
                 unit = getattr(blk, name)
-                lin = quantize_linear(unit.linear, weight_bits=weight_bits, input_frac=0)
+                lin = unit.quantize(weight_bits)
                 units[name] = (lin, quantize_alif(unit.lif, lin.weight_frac, membrane_width=ALIF_WIDTH,
                                                   input_width=ALIF_WIDTH, adapt_width=ALIF_WIDTH))
             units["att"] = quantize_alif(blk.att, ATT_FRAC, membrane_width=ALIF_WIDTH, input_width=ALIF_WIDTH,

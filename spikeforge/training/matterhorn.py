@@ -35,8 +35,10 @@ RECIPE = Recipe(
               "time_steps": 8, "act_bits": 5, "act_frac": 2, "train_form": "step", "mask": True,
               "mask_value": 0, "dead_zone": 0, "attn_shift": 2, "threshold": 0.5, "beta": 0.875,
               "adapt_increment": 0.5, "adapt_shift": 2, "variation_seed": 0, "threshold_spread": 0.1,
-              "leak_spread": 0.05, "noise": 0.05},
-    summary="Matterhorn: MTTS-encoded spike-driven transformer, adaptive-threshold LIF, seeded analog variation",
+              "leak_spread": 0.05, "noise": 0.05, "weight_levels": 7, "weight_gain_sigma": 0.05,
+              "weight_offset_sigma": 4, "mismatch_seed": 1},
+    summary="Matterhorn: MTTS-encoded spike-driven transformer, adaptive-threshold LIF, seeded analog variation, "
+            "log-quantized weights with the memory's analog mismatch",
 )
 
 
@@ -66,10 +68,8 @@ def held_out_report(checkpoint: str, dead_zones=(0, 1, 2, 3), seed: int | None =
     codes = imodel.codes(test_pixels)
     out = {"checkpoint": checkpoint, "trained_mtts": trained.to_dict(), "float_accuracy": float_acc,
            "most_frequent_code_train": pick_mask_value(train_codes), "values": int(codes.numel()), "rows": []}
-    lo, hi = trained.lo, trained.hi
     for d in dead_zones:
-        m = trained.mask_value
-        spec = trained.replace(mask=True, dead_zone=d > 0, dead_lo=max(lo, m - d), dead_hi=min(hi, m + d))
+        spec = trained.with_dead_zone(d)
         imodel.mtts = spec
         int_acc = float((imodel(test_pixels).argmax(1) == split.y_test).float().mean())
         rep = silence_report(spec, codes)
