@@ -81,3 +81,34 @@ def run_stream(dut: wiring.Component, beats: list, n_outputs: int, *, in_name: s
     sim.add_testbench(monitor)
     sim.run()
     return run
+
+
+def read_weight_memory(memory, rows: int, groups: int) -> list[list[list[int]]]:
+    """Read every word of a ``rtl.logmem.LogWeightMemory`` in Amaranth's simulator, one read a
+    cycle (its full throughput): ``out[r][g]`` = the P effective weights of row r, group g, taken
+    ``memory.latency`` cycles after the read was issued."""
+    sim = Simulator(memory)
+    sim.add_clock(1e-6)
+    out = [[None] * groups for _ in range(rows)]
+    order = [(r, g) for r in range(rows) for g in range(groups)]
+
+    async def bench(ctx):
+        issued = []
+        for cycle in range(len(order) + memory.latency):
+            if cycle < len(order):
+                r, g = order[cycle]
+                ctx.set(memory.rd_row, r)
+                ctx.set(memory.rd_group, g)
+                ctx.set(memory.rd_en, 1)
+            else:
+                ctx.set(memory.rd_en, 0)
+            issued.append(order[cycle] if cycle < len(order) else None)
+            done = cycle - memory.latency
+            if done >= 0:
+                r, g = issued[done]
+                out[r][g] = [int(v) for v in ctx.get(memory.weights)]
+            await ctx.tick()
+
+    sim.add_testbench(bench)
+    sim.run()
+    return out

@@ -291,3 +291,24 @@ def test_log_weight_model_integer_tracks_float_and_bad_settings_are_refused():
         Matterhorn(dim=8, heads=2, weight_gain_sigma=0.05)
     with pytest.raises(ValueError, match="weight_gain_sigma must be in 0 .. 0.25"):
         Matterhorn(dim=8, heads=2, weight_levels=7, weight_gain_sigma=0.5)
+
+
+@pytest.mark.parametrize("impl", ["precomputed", "table", "regenerate"])
+def test_the_three_log_memories_hold_the_integer_models_weights(impl):
+    """Every cell of a log-weight unit read out of ``LogWeightMemory`` (Amaranth simulation, one read a
+    cycle) in each mismatch implementation == the integer model's weight (the core's memory image):
+    the memory that stores codes and corrects them on chip feeds the MAC the same numbers."""
+    from golden.logquant import log_quantize
+    from rtl.logmem import LogWeightMemory
+    from rtl.pysim import read_weight_memory
+
+    torch.manual_seed(2)
+    model = Matterhorn(dim=8, heads=2, time_steps=2, weight_levels=7, weight_gain_sigma=0.05,
+                       weight_offset_sigma=4, mismatch_seed=3)
+    unit = model.blocks[0].mlp1                       # 8 inputs -> 16 outputs, layer id 5
+    lin = unit.quantize(8)
+    spec = model.weights.synapse_spec(unit.layer, 8, 16, 4, impl)
+    codes = log_quantize(model.weights.quant_spec, unit.linear.weight.detach().double()).codes.t()
+    words = read_weight_memory(LogWeightMemory(spec, init_codes=codes), 8, spec.groups)
+    got = torch.tensor([[w for g in range(spec.groups) for w in words[r][g]] for r in range(8)])
+    assert torch.equal(got, lin.weight.t())

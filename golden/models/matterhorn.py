@@ -132,6 +132,17 @@ class LogWeights:
         return MismatchSpec(seed=self.seed, layer=layer, gain_sigma=int(round(self.gain_sigma * (1 << 16))),
                             offset_sigma=self.offset_sigma, frac_bits=LOG_WEIGHT_FRAC)
 
+    def synapse_spec(self, layer: int, n_inputs: int, n_outputs: int, lanes: int, mismatch_impl: str):
+        """The ``golden.synapse.SynapseSpec`` of a log weight memory holding this layer's codes (cells
+        r = input, c = output), for ``rtl.logmem.LogWeightMemory``: its effective weights are
+        ``integer``'s."""
+        from ..synapse import SynapseSpec
+
+        ms = self.mismatch_spec(layer)
+        return SynapseSpec(n_inputs=n_inputs, n_outputs=n_outputs, lanes=lanes, code_bits=self.quant_spec.code_bits,
+                           levels=self.levels, frac_bits=ms.frac_bits, mismatch_seed=ms.seed, layer=layer,
+                           gain_sigma=ms.gain_sigma, offset_sigma=ms.offset_sigma, mismatch_impl=mismatch_impl)
+
     def integer(self, weight: torch.Tensor, layer: int) -> tuple[torch.Tensor, int, int]:
         """Float weight (out, in) -> (integer weights on the grid 2^-(f + extra), f, extra): the decoded
         codes q (extra = 0) or, with mismatch, w_eff (extra = F) of the cells (r = in, c = out)."""
