@@ -420,7 +420,9 @@ def _linear_layer(program: CoreProgram, spec: CoreSpec, index: int, op: LinearOp
         pj.update({"neuron_updates": tech.mult(wv, a_spec.leak_frac_bits + 1) + 6 * tech.add(wv),
                    "alif_state_reads": mem("alif_state_reads", p * state_bits, neurons * state_bits),
                    "alif_state_writes": mem("alif_state_writes", p * state_bits, neurons * state_bits),
-                   "alif_param_reads": mem("alif_param_reads", p * param_bits, neurons * param_bits),
+                   # the parameter memory: one word per layer and output group (shared by the rows)
+                   "alif_param_reads": mem("alif_param_reads", p * param_bits,
+                                           max(1, program.alif_param_words) * p * param_bits),
                    "spikes": tech.add(wv)})
         if op.noise is not None:
             counts["noise_reads"] = full(beats)

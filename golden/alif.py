@@ -132,6 +132,11 @@ class ALIFSpec(SpecBase):
     runtime_increment : each update beat carries delta (``increment``, 0 .. 2^Wa - 1) and
         ``adapt_increment`` is not used: layers of different current scales (delta = round(0.5 2^f))
         share one array.
+    param_groups : Gp, 0 (default): the parameter memory has G words, read at the update's state
+        address; Gp >= 1 (``addressed`` only): it has Gp words of its own and each update beat
+        names its parameter word (``param_group``, 0 .. Gp - 1), so neurons at different state
+        words (the positions of one layer) share one parameter word. WRITE beats address the
+        parameter memory (0 .. ``param_depth`` - 1) either way.
     """
 
     block = "alif"
@@ -149,6 +154,7 @@ class ALIFSpec(SpecBase):
     emit_adaptation: bool = True
     addressed: bool = False
     runtime_increment: bool = False
+    param_groups: int = 0
 
     def __post_init__(self):
         name = "ALIFSpec"
@@ -168,11 +174,24 @@ class ALIFSpec(SpecBase):
         check_bool(name, "emit_adaptation", self.emit_adaptation)
         check_bool(name, "addressed", self.addressed)
         check_bool(name, "runtime_increment", self.runtime_increment)
+        check_int(name, "param_groups", self.param_groups, 0, 1 << 20)
+        if self.param_groups and not self.addressed:
+            raise SpecError("ALIFSpec.param_groups needs addressed = True (each update names its words)")
 
     @property
     def groups(self) -> int:
         """G = N / P: update beats per time step, and the depth of the state and parameter memories."""
         return self.n_neurons // self.lanes
+
+    @property
+    def param_depth(self) -> int:
+        """Words of the parameter memory: Gp (``param_groups``) or G."""
+        return self.param_groups or self.groups
+
+    @property
+    def param_neurons(self) -> int:
+        """Per-neuron parameters the memory holds: ``param_depth`` x P (= N without ``param_groups``)."""
+        return self.param_depth * self.lanes
 
     @property
     def param_widths(self) -> dict[str, int]:
@@ -385,14 +404,16 @@ def alif_normalize_beats(spec: ALIFSpec, beats) -> list[dict]:
       signed), ``noise`` (P We-bit signed; required iff We > 0, forbidden otherwise), ``group``
       (0 .. G - 1; required iff ``addressed``; otherwise it may only repeat the cyclic counter's
       value, which counts update beats only).
-    * WRITE: ``group`` (0 .. G - 1) and that group's parameters ``theta`` (P values,
-      1 .. 2^(Wv-1) - 1) and ``beta`` (P values, 0 .. 2^F).
+      With ``param_groups``: ``param_group`` (0 .. Gp - 1), the parameter word it reads.
+    * WRITE: ``group`` (the parameter word, 0 .. ``param_depth`` - 1) and that word's parameters
+      ``theta`` (P values, 1 .. 2^(Wv-1) - 1) and ``beta`` (P values, 0 .. 2^F).
 
     Fields a kind does not use come back as zeros (the hardware ignores them). Anything else is
     a ``ValueError`` that names the beat and the field.
     """
     lanes, groups = spec.lanes, spec.groups
-    allowed = {"kind", "first", "group", "current", "noise", "theta", "beta", "increment"}
+    allowed = {"kind", "first", "group", "param_group", "current", "noise", "theta", "beta", "increment"}
+    depth = spec.param_depth
     i_lo, i_hi = fixed.int_min(spec.input_width, True), fixed.int_max(spec.input_width, True)
     zeros = [0] * lanes
     out, updates = [], 0
@@ -407,6 +428,11 @@ def alif_normalize_beats(spec: ALIFSpec, beats) -> list[dict]:
         if kind not in (UPDATE, WRITE):
             raise ValueError(f"ALIF beat {k} kind = {kind} is out of range; allowed: 0 (update), 1 (write)")
         norm = {"kind": kind, "first": 0, "group": 0, "current": zeros, "theta": zeros, "beta": zeros}
+        if spec.param_groups:
+            norm["param_group"] = 0
+        elif "param_group" in beat:
+            raise ValueError(f"ALIF beat {k} names a param_group, but the spec has param_groups = 0 (the "
+                             f"parameters are read at the state's address)")
         if spec.noise_width:
             norm["noise"] = zeros
         if spec.runtime_increment:
@@ -419,8 +445,9 @@ def alif_normalize_beats(spec: ALIFSpec, beats) -> list[dict]:
             norm["theta"] = _lane_values(spec, beat, "theta", 1, theta_max, f"ALIF beat {k} theta")
             norm["beta"] = _lane_values(spec, beat, "beta", 0, 1 << spec.leak_frac_bits, f"ALIF beat {k} beta")
             group = _int(beat["group"], f"ALIF beat {k} group")
-            if not 0 <= group < groups:
-                raise ValueError(f"ALIF beat {k} group = {group} is out of range; allowed: 0 .. {groups - 1}")
+            if not 0 <= group < depth:
+                raise ValueError(f"ALIF beat {k} group = {group} is out of range; allowed: 0 .. {depth - 1} "
+                                 f"(the parameter memory's words)")
             norm["group"] = group
             out.append(norm)
             continue
@@ -464,14 +491,23 @@ def alif_normalize_beats(spec: ALIFSpec, beats) -> list[dict]:
                 raise ValueError(f"ALIF beat {k} names group {group}, but the spec is not addressed: it is "
                                  f"update beat {updates}, which updates group {cyclic} (its index mod G)")
         norm["group"] = group
+        if spec.param_groups:
+            if "param_group" not in beat:
+                raise ValueError(f"ALIF beat {k} has no 'param_group' (the spec has param_groups = {spec.param_groups})")
+            pg = _int(beat["param_group"], f"ALIF beat {k} param_group")
+            if not 0 <= pg < spec.param_groups:
+                raise ValueError(f"ALIF beat {k} param_group = {pg} is out of range; allowed: 0 .. "
+                                 f"{spec.param_groups - 1}")
+            norm["param_group"] = pg
         updates += 1
         out.append(norm)
     return out
 
 
 def _check_params(spec: ALIFSpec, theta, beta, allow_unloaded: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-neuron (theta, beta) as int64 (N,); None -> zeros (memory after reset: not loaded)."""
-    n = spec.n_neurons
+    """Per-neuron (theta, beta) as int64 (``param_neurons``,); None -> zeros (memory after reset: not
+    loaded)."""
+    n = spec.param_neurons
     theta = torch.zeros(n, dtype=torch.int64) if theta is None else torch.as_tensor(theta)
     beta = torch.zeros(n, dtype=torch.int64) if beta is None else torch.as_tensor(beta)
     for name, values, lo, hi in (("theta", theta, 0 if allow_unloaded else 1, fixed.int_max(spec.membrane_width, True)),
@@ -488,17 +524,19 @@ def _check_params(spec: ALIFSpec, theta, beta, allow_unloaded: bool) -> tuple[to
 def alif_run_beats(spec: ALIFSpec, beats, theta=None, beta=None) -> ALIFTrace:
     """The array's stream semantics, beat by beat (golden model of ``rtl.alif.ALIFArray``).
 
-    The array holds G state words (v, a) of P lanes, all zero after reset, and G parameter
-    words (theta_n, b_n), initially ``theta`` / ``beta`` (N,) (the component's init values;
-    None: zeros, i.e. not loaded). Beats (``alif_normalize_beats``) in stream order::
+    The array holds G state words (v, a) of P lanes, all zero after reset, and ``param_depth``
+    parameter words (theta_n, b_n), initially ``theta`` / ``beta`` (``param_neurons``,) (the
+    component's init values; None: zeros, i.e. not loaded). Beats (``alif_normalize_beats``) in
+    stream order::
 
         WRITE(g, theta, beta):   params[g] = (theta, beta)
         UPDATE k of group g_k:   (v, a) = (0, 0) if first else state[g_k]
-                                 spike, v', a' = alif_step(params[g_k], v, a, i + e)
+                                 spike, v', a' = alif_step(params[p_k], v, a, i + e)
                                  state[g_k] = (v', a');  output beat (spike, v', a')
 
-    with g_k = ``group`` (``addressed``) or k mod G (k counts update beats). An update of a
-    group whose thresholds are not loaded (theta_n = 0 in some lane) is a ``ValueError``.
+    with g_k = ``group`` (``addressed``) or k mod G (k counts update beats), and p_k = the
+    beat's ``param_group`` (``param_groups``) or g_k. An update whose parameter word's thresholds
+    are not loaded (theta_n = 0 in some lane) is a ``ValueError``.
 
     Returns
     -------
@@ -508,7 +546,7 @@ def alif_run_beats(spec: ALIFSpec, beats, theta=None, beta=None) -> ALIFTrace:
     theta, beta = _check_params(spec, theta, beta, allow_unloaded=True)
     lanes = spec.lanes
     params = [[theta[g * lanes:(g + 1) * lanes].clone(), beta[g * lanes:(g + 1) * lanes].clone()]
-              for g in range(spec.groups)]
+              for g in range(spec.param_depth)]
     zeros = torch.zeros(lanes, dtype=torch.int64)
     state = [(zeros, zeros) for _ in range(spec.groups)]
     spikes, membrane, adaptation = [], [], []
@@ -517,9 +555,11 @@ def alif_run_beats(spec: ALIFSpec, beats, theta=None, beta=None) -> ALIFTrace:
         if beat["kind"] == WRITE:
             params[g] = [torch.tensor(beat["theta"], dtype=torch.int64), torch.tensor(beat["beta"], dtype=torch.int64)]
             continue
-        th, b = params[g]
+        pg = beat["param_group"] if spec.param_groups else g
+        th, b = params[pg]
         if int(th.min()) < 1:
-            raise ValueError(f"ALIF beat {k} updates group {g}, whose thresholds are not loaded (theta_n = 0): "
+            word = f" (parameter word {pg})" if spec.param_groups else ""
+            raise ValueError(f"ALIF beat {k} updates group {g}, whose thresholds are not loaded{word} (theta_n = 0): "
                              f"send a WRITE beat for it first or give the initial theta")
         v, a = (zeros, zeros) if beat["first"] else state[g]
         drive = torch.tensor(beat["current"], dtype=torch.int64)
@@ -629,9 +669,10 @@ def alif_reference(spec: ALIFSpec, theta, beta, currents, noise=None) -> dict[st
 def alif_beat_reference(spec: ALIFSpec, beats, theta=None, beta=None) -> dict[str, torch.Tensor]:
     """Arrays of a beat-level ALIF vector file (any group order, WRITEs anywhere): B beats, U updates.
 
-    ``kind``, ``first`` (B,) uint8; ``group`` (B,) int64; ``current``, ``theta``, ``beta`` (B, P)
-    int64 (a WRITE's parameters; zeros in updates), ``noise`` (B, P) if We > 0; ``init_theta``,
-    ``init_beta`` (N,), the parameter memory's initial contents; and the golden ``spikes``
+    ``kind``, ``first`` (B,) uint8; ``group`` (B,) int64; ``param_group`` (B,) int64 with
+    ``param_groups``; ``current``, ``theta``, ``beta`` (B, P) int64 (a WRITE's parameters; zeros in
+    updates), ``noise`` (B, P) if We > 0; ``init_theta``, ``init_beta`` (``param_neurons``,), the
+    parameter memory's initial contents; and the golden ``spikes``
     (U, P) uint8, ``membrane``, ``adaptation`` (U, P) int64 of ``alif_run_beats``.
     """
     beats = alif_normalize_beats(spec, beats)
@@ -646,6 +687,8 @@ def alif_beat_reference(spec: ALIFSpec, beats, theta=None, beta=None) -> dict[st
               "first": torch.tensor([b["first"] for b in beats], dtype=torch.uint8),
               "group": torch.tensor([b["group"] for b in beats], dtype=torch.int64),
               "current": rows("current")}
+    if spec.param_groups:
+        arrays["param_group"] = torch.tensor([b["param_group"] for b in beats], dtype=torch.int64)
     if spec.noise_width:
         arrays["noise"] = rows("noise")
     arrays.update({"theta": rows("theta"), "beta": rows("beta"), "init_theta": init_theta, "init_beta": init_beta,
@@ -661,20 +704,21 @@ def alif_beats_from_arrays(spec: ALIFSpec, arrays) -> list[dict]:
         raise ValueError(f"ALIF beat vectors: 'current' has shape {tuple(current.shape)}, expected "
                          f"(beats, {spec.lanes})")
     lane_fields = ["current", "theta", "beta"] + (["noise"] if spec.noise_width else [])
-    for name in ["kind", "first", "group"] + lane_fields:
+    word_fields = ["kind", "first", "group"] + (["param_group"] if spec.param_groups else [])
+    for name in word_fields + lane_fields:
         if name not in arrays:
             raise ValueError(f"ALIF beat vectors have no {name!r} array")
         want = current.shape if name in lane_fields else current.shape[:1]
         if tuple(arrays[name].shape) != tuple(want):
             raise ValueError(f"ALIF beat vectors: {name!r} has shape {tuple(arrays[name].shape)}, "
                              f"expected {tuple(want)}")
-    beats = [{"kind": int(arrays["kind"][k]), "first": int(arrays["first"][k]), "group": int(arrays["group"][k]),
+    beats = [{**{name: int(arrays[name][k]) for name in word_fields},
               **{name: [int(x) for x in arrays[name][k]] for name in lane_fields}}
              for k in range(current.shape[0])]
     for k, beat in enumerate(beats):  # a field the beat's kind does not use is only checked to be zero
         if beat["kind"] not in (UPDATE, WRITE):
             continue  # alif_normalize_beats names the bad kind
-        unused = ("theta", "beta") if beat["kind"] == UPDATE else ("first", "current", "noise")
+        unused = ("theta", "beta") if beat["kind"] == UPDATE else ("first", "current", "noise", "param_group")
         for name in unused:
             if name in beat and (any(beat[name]) if isinstance(beat[name], list) else beat[name]):
                 kind = ("an update", "a write")[beat["kind"]]

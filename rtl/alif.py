@@ -22,8 +22,9 @@ def alif_input_layout(spec: ALIFSpec) -> data.StructLayout:
     """Input beat: an update (``kind`` = UPDATE 0) or a parameter write (``kind`` = WRITE 1).
 
     * ``kind`` (1 bit), ``first`` (1 bit: the update's neurons start from v = 0, a = 0, time
-      step 0 of a new sequence), ``group`` (range(G): the word a WRITE writes; the word an
-      update updates when ``addressed``, ignored by updates otherwise).
+      step 0 of a new sequence), ``group`` (range(max(G, param_depth)): the parameter word a WRITE
+      writes; the state word an update updates when ``addressed``, ignored by updates otherwise),
+      ``param_group`` (range(Gp), only with ``param_groups``: the parameter word an update reads).
     * ``current``: P signed Wi-bit currents i (lane p at the low end); ``noise``: P signed
       We-bit noise values e (only when We = ``noise_width`` > 0). The array adds i + e exactly.
     * ``increment`` (unsigned Wa bits, only with ``runtime_increment``): the update's delta,
@@ -36,9 +37,11 @@ def alif_input_layout(spec: ALIFSpec) -> data.StructLayout:
     fields = {
         "kind": unsigned(1),
         "first": unsigned(1),
-        "group": range(spec.groups),
+        "group": range(max(spec.groups, spec.param_depth)),
         "current": data.ArrayLayout(signed(spec.input_width), spec.lanes),
     }
+    if spec.param_groups:
+        fields["param_group"] = range(spec.param_groups)
     if spec.noise_width:
         fields["noise"] = data.ArrayLayout(signed(spec.noise_width), spec.lanes)
     if spec.runtime_increment:
@@ -219,8 +222,9 @@ class ALIFArray(wiring.Component):
         st_wr = state.write_port()
         st_rd = state.read_port(transparent_for=(st_wr,))
         init = [[{"theta": int(self.init_theta[g * lanes + p]), "beta": int(self.init_beta[g * lanes + p])}
-                 for p in range(lanes)] for g in range(groups)]
-        m.submodules.params = params = memory.Memory(shape=alif_param_layout(spec), depth=groups, init=init)
+                 for p in range(lanes)] for g in range(spec.param_depth)]
+        m.submodules.params = params = memory.Memory(shape=alif_param_layout(spec), depth=spec.param_depth,
+                                                     init=init)
         pr_wr = params.write_port()
         # a WRITE and an update are never accepted on the same edge, so the read needs no bypass
         pr_rd = params.read_port()
@@ -313,7 +317,8 @@ class ALIFArray(wiring.Component):
         m.d.comb += [pr_wr.data[p].beta.eq(payload.beta[p]) for p in range(lanes)]
         # the words read on the accept edge stay on the read ports until the beat leaves stage M
         m.d.comb += [st_rd.addr.eq(incoming), st_rd.en.eq(accept_update),
-                     pr_rd.addr.eq(incoming), pr_rd.en.eq(accept_update)]
+                     pr_rd.addr.eq(payload.param_group if spec.param_groups else incoming),
+                     pr_rd.en.eq(accept_update)]
 
         with m.If(accept_update):
             m.d.sync += [m_valid.eq(1), m_group.eq(incoming), m_first.eq(payload.first),
@@ -429,7 +434,7 @@ def alif_load_beats(spec: ALIFSpec, theta, beta) -> list[dict]:
     lanes = spec.lanes
     return alif_normalize_beats(spec, [
         {"kind": WRITE, "group": g, "theta": [int(x) for x in theta[g * lanes:(g + 1) * lanes]],
-         "beta": [int(x) for x in beta[g * lanes:(g + 1) * lanes]]} for g in range(spec.groups)])
+         "beta": [int(x) for x in beta[g * lanes:(g + 1) * lanes]]} for g in range(spec.param_depth)])
 
 
 def alif_input_beats(spec: ALIFSpec, currents, noise=None, theta=None, beta=None) -> list[dict]:
@@ -531,7 +536,7 @@ def alif_stream_from_vectors(vectors) -> tuple[ALIFSpec, list[dict], list[dict]]
         lanes = spec.lanes
         loads = [{"kind": WRITE, "group": g, "theta": theta[g * lanes:(g + 1) * lanes].tolist(),
                   "beta": beta[g * lanes:(g + 1) * lanes].tolist()}
-                 for g in range(spec.groups) if int(theta[g * lanes:(g + 1) * lanes].min()) >= 1]
+                 for g in range(spec.param_depth) if int(theta[g * lanes:(g + 1) * lanes].min()) >= 1]
         updates = sum(b["kind"] == UPDATE for b in beats)
         for name in outputs:
             if tuple(need(name).shape) != (updates, lanes):

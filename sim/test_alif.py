@@ -46,6 +46,11 @@ ADDRESSED_SPECS = {
     "addressed-N8P2": (ALIFSpec(n_neurons=8, lanes=2, membrane_width=12, input_width=10, noise_width=0,
                                 leak_frac_bits=8, adapt_shift=2, adapt_increment=200, adapt_width=10,
                                 emit_membrane=False, addressed=True), 5000, 11),
+    # the same with a parameter memory of its own: Gp = 3 words, every update naming one at random
+    # (neurons of different state words sharing parameters, as a layer's positions do in the core)
+    "addressed-N8P2-Gp3": (ALIFSpec(n_neurons=8, lanes=2, membrane_width=12, input_width=10, noise_width=0,
+                                    leak_frac_bits=8, adapt_shift=2, adapt_increment=200, adapt_width=10,
+                                    emit_membrane=False, addressed=True, param_groups=3), 5000, 12),
 }
 
 
@@ -58,9 +63,10 @@ def write_alif_vectors(directory, spec: ALIFSpec, sequences: int, steps: int, se
 def addressed_stream(spec: ALIFSpec, n_updates: int, seed: int) -> tuple[list[dict], object, object]:
     """Random update beats of an addressed array, each group's own sequence in order but the
     groups interleaved at random (often back to back), with a WRITE of new parameters for a
-    random group about every 50 beats. Returns (beats, initial theta, initial beta)."""
+    random group about every 50 beats; with ``param_groups`` every update names a random parameter
+    word and the WRITEs go to random parameter words. Returns (beats, initial theta, initial beta)."""
     rng = random.Random(seed)
-    theta, beta = alif_random_params(spec, seed)
+    theta, beta = alif_random_params(spec.replace(n_neurons=spec.param_neurons), seed)
     currents, noise = alif_random_inputs(spec, 1, n_updates, seed=seed)
     lanes = spec.lanes
     beats, step = [], [0] * spec.groups
@@ -68,11 +74,14 @@ def addressed_stream(spec: ALIFSpec, n_updates: int, seed: int) -> tuple[list[di
         g = rng.choice([rng.randrange(spec.groups), beats[-1]["group"] if beats else 0])
         if rng.random() < 0.02:
             new_theta, new_beta = alif_random_params(spec, rng.randrange(1 << 20))
-            beats.append({"kind": WRITE, "group": g, "theta": new_theta[:lanes].tolist(),
+            word = rng.randrange(spec.param_groups) if spec.param_groups else g
+            beats.append({"kind": WRITE, "group": word, "theta": new_theta[:lanes].tolist(),
                           "beta": new_beta[:lanes].tolist()})
         row = slice(g * lanes, (g + 1) * lanes)
         beats.append({"kind": UPDATE, "group": g, "first": int(step[g] % 40 == 0),
                       "current": currents[0, k, row].tolist(), "noise": noise[0, k, row].tolist()})
+        if spec.param_groups:
+            beats[-1]["param_group"] = rng.randrange(spec.param_groups)
         if not spec.noise_width:
             del beats[-1]["noise"]
         step[g] += 1

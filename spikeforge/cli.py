@@ -435,7 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("-o", "--output", default="docs/results/core.md", metavar="FILE.md")
     cp.add_argument("--reuse-cosim", action="store_true",
                     help="take the co-simulation results from the .json beside the output (written by the last "
-                         "report; refused if any core's Verilog changed since) and refresh the synthesis columns")
+                         "report), co-simulate again only the models whose core's Verilog changed since, and "
+                         "refresh the synthesis columns")
     _nir_parser(sub)
     _estimate_parser(sub)
     from .sweep_cli import add_sweep_parser
@@ -447,7 +448,7 @@ def cmd_core(args) -> int:
     from .core import build_core, load_core_model, run_core
 
     if args.core_command == "report":
-        from .core import check_cosim_rows, cosim_rows, results_table
+        from .core import cosim_rows, refresh_cosim_rows, results_table
 
         out = check_output_file(args.output, "-o")
         sidecar = out.with_suffix(".json")
@@ -457,7 +458,10 @@ def cmd_core(args) -> int:
             except (OSError, ValueError) as exc:
                 raise CLIError(f"--reuse-cosim: cannot read {sidecar} ({exc}); "
                                f"run spikeforge core report without --reuse-cosim first")
-            check_cosim_rows(cosim)
+            try:
+                cosim = refresh_cosim_rows(cosim)
+            except ValueError as exc:
+                raise CLIError(f"--reuse-cosim: {sidecar}: {exc}")
         else:
             cosim = cosim_rows(args.samples)
         text = results_table(cosim=cosim)

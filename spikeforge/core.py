@@ -168,9 +168,10 @@ def mapping_report(cm: CoreModel) -> str:
         widths = als.param_widths
         noise_bits = prog.noise_words * als.lanes * als.noise_width
         lines.append(f"| adaptive-LIF array | P = {als.lanes}, {als.n_neurons} neurons (a region per layer), "
-                     f"{als.membrane_width}-bit membrane, {als.adapt_width}-bit adaptation, per-neuron theta/b, "
-                     f"addressed, run-time increment; noise {prog.noise_words} x {als.lanes} x {als.noise_width} b | "
-                     f"{als.n_neurons * (als.membrane_width + als.adapt_width + widths['theta'] + widths['beta']) + noise_bits:,} |")
+                     f"{als.membrane_width}-bit membrane, {als.adapt_width}-bit adaptation, per-neuron theta/b in "
+                     f"{als.param_depth} words (one per layer and output group, shared by its rows), addressed, "
+                     f"run-time increment; noise {prog.noise_words} x {als.lanes} x {als.noise_width} b | "
+                     f"{als.n_neurons * (als.membrane_width + als.adapt_width) + als.param_neurons * (widths['theta'] + widths['beta']) + noise_bits:,} |")
     if ts is not None:
         lines.append(f"| MTTS encoder | P = {ts.lanes}, T = {ts.time_steps}, codes {ts.lo} .. {ts.hi}, "
                      f"{'mask ' + str(ts.mask_value) if ts.mask else 'no mask'}, train {ts.train} | 0 |")
@@ -398,33 +399,46 @@ def core_verilog_sha256(cm: CoreModel) -> str:
     return hashlib.sha256(to_verilog(NeuroCore(nt.spec, nt.program), CORE_TOP).encode()).hexdigest()
 
 
+def _cosim_row(name: str, count: int, seed: int) -> dict:
+    cm = load_core_model(name, debug_taps=False)
+    samples, targets, mask = held_out_samples(cm, count)
+    rep = run_core(cm, count, seed=seed)
+    if rep.mismatches or not rep.cycles_match:
+        raise RuntimeError(f"{name} on the core is not bit-exact: {rep.first_mismatch}")
+    return {"model": name, "float_accuracy": float_accuracy(cm, samples, targets, mask),
+            "integer_accuracy": rep.integer_accuracy, "hardware_accuracy": rep.hardware_accuracy,
+            "mean_cycles": sum(rep.cycles) / len(rep.cycles),
+            "energy_nj": rep.energy_nj, "verilog_sha256": core_verilog_sha256(cm)}
+
+
 def cosim_rows(count: int = 64, *, seed: int = 1, models=SHIPPED, progress=print) -> dict:
     """The co-simulation half of ``docs/results/core.md``: every model under Verilator (no debug taps), its
     accuracies and mean cycles, with the sha256 of the core's Verilog (a JSON-able dict)."""
     rows = []
     for name in models:
         progress(f"core report: {name}")
-        cm = load_core_model(name, debug_taps=False)
-        samples, targets, mask = held_out_samples(cm, count)
-        rep = run_core(cm, count, seed=seed)
-        if rep.mismatches or not rep.cycles_match:
-            raise RuntimeError(f"{name} on the core is not bit-exact: {rep.first_mismatch}")
-        rows.append({"model": name, "float_accuracy": float_accuracy(cm, samples, targets, mask),
-                     "integer_accuracy": rep.integer_accuracy, "hardware_accuracy": rep.hardware_accuracy,
-                     "mean_cycles": sum(rep.cycles) / len(rep.cycles),
-                     "energy_nj": rep.energy_nj, "verilog_sha256": core_verilog_sha256(cm)})
+        rows.append(_cosim_row(name, count, seed))
     return {"format": 1, "samples": count, "seed": seed, "rows": rows}
 
 
-def check_cosim_rows(cosim: dict) -> None:
-    """Refuse co-simulation results that are not of today's cores (one line naming the model)."""
+def refresh_cosim_rows(cosim: dict, *, models=SHIPPED, progress=print) -> dict:
+    """Co-simulation results of today's cores from an earlier report's ``cosim``: a model whose core's
+    Verilog is unchanged keeps its row; a changed or missing one is co-simulated again (the earlier
+    report's sample count and seed), so the table never shows a stale row."""
     if not isinstance(cosim, dict) or cosim.get("format") != 1 or not isinstance(cosim.get("rows"), list):
         raise ValueError("the co-simulation results file is not a spikeforge core report (format 1)")
-    for row in cosim["rows"]:
-        cm = load_core_model(row["model"], debug_taps=False)
-        if row.get("verilog_sha256") != core_verilog_sha256(cm):
-            raise ValueError(f"the co-simulation results of {row['model']} are of another core than today's "
-                             f"(its Verilog changed); run spikeforge core report without --reuse-cosim")
+    count, seed = int(cosim["samples"]), int(cosim.get("seed", 1))
+    old = {row.get("model"): row for row in cosim["rows"]}
+    rows = []
+    for name in models:
+        row = old.get(name)
+        if row is not None and row.get("verilog_sha256") == core_verilog_sha256(load_core_model(name, debug_taps=False)):
+            rows.append(row)
+            continue
+        progress(f"core report: {name} ({'its core changed' if row is not None else 'not in the results'}: "
+                 f"co-simulated again)")
+        rows.append(_cosim_row(name, count, seed))
+    return {"format": 1, "samples": count, "seed": seed, "rows": rows}
 
 
 def results_table(count: int = 64, *, seed: int = 1, models=SHIPPED, progress=print, cosim: dict | None = None) -> str:
@@ -448,7 +462,8 @@ def results_table(count: int = 64, *, seed: int = 1, models=SHIPPED, progress=pr
              "spikes its neurons emitted; `==` the golden run on every sample) with the program's static "
              "counts, each event x its energy at 45 nm (Horowitz, ISSCC 2014; `estimate/core.py`, "
              "`spikeforge estimate M` for the breakdown). The co-simulation results are also in "
-             "`core.json` beside this file (`--reuse-cosim` refreshes the synthesis columns from it).", "",
+             "`core.json` beside this file (`--reuse-cosim` refreshes the synthesis columns from it and "
+             "co-simulates again only the models whose core changed).", "",
              "| model | float acc | integer acc | hardware acc | cycles / sample | latency at Fmax | "
              "energy / sample (45 nm) | ECP5 LUT / FF / BRAM / DSP | ECP5 Fmax MHz | xilinx7 LUT / FF / BRAM / DSP |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]

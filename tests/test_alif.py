@@ -345,14 +345,6 @@ def test_runtime_increment_per_beat_under_random_stalls(seed):
                              [{"group": 0, "first": 1, "current": [0] * 4, "noise": [0] * 4, "increment": 3}])
 
 
-def test_addressed_cosim_stream_in_amaranth_sim(tmp_path):
-    spec, _, seed = ADDRESSED_SPECS["addressed-N8P2"]
-    beats, theta, beta = addressed_stream(spec, 400, seed)
-    spec, inputs, expected = alif_stream_from_directory(write_alif_beat_vectors(tmp_path, spec, beats, theta, beta, seed))
-    run = run_stream(ALIFArray(spec), inputs, len(expected), seed=3, valid_prob=0.7, ready_prob=0.7)
-    assert len(expected) == 400 and run.outputs == packed(spec, expected)
-
-
 # ---- latency, throughput, the stall rule ---------------------------------------------------------
 
 @pytest.mark.parametrize("n_neurons, gaps", [(2, (4,)), (4, (1, 3)), (6, (1, 1, 2)), (8, (1,)), (16, (1,))])
@@ -519,3 +511,60 @@ def test_beat_vector_files_round_trip_and_refuse_bad_shapes():
     bad["theta"][1, 0] = 9                                           # an update carrying a threshold
     with pytest.raises(ValueError, match="beat 1, an update beat, carries a nonzero 'theta', which that kind does not use"):
         alif_beats_from_arrays(spec, bad)
+
+
+@pytest.mark.parametrize("name", sorted(ADDRESSED_SPECS))
+def test_addressed_streams_in_amaranth_sim(name, tmp_path):
+    """Both addressed configurations (the parameters at the state's word, or in a memory of their own
+    named by each update) against the golden stream semantics, with random gaps."""
+    spec, _, seed = ADDRESSED_SPECS[name]
+    beats, theta, beta = addressed_stream(spec, 400, seed)
+    spec, inputs, expected = alif_stream_from_directory(write_alif_beat_vectors(tmp_path, spec, beats, theta, beta, seed))
+    run = run_stream(ALIFArray(spec), inputs, len(expected), seed=3, valid_prob=0.7, ready_prob=0.7)
+    assert len(expected) == 400 and run.outputs == packed(spec, expected)
+
+
+def test_shared_parameter_words_equal_replicated_parameters():
+    """State word g reading parameter word g mod 2 (param_groups = 2) computes what an array with
+    the parameters replicated at every state word computes (the layout the core used before):
+    the golden semantics and the hardware, the second as an independent implementation."""
+    shared = ADDRESSED_SPECS["addressed-N8P2-Gp3"][0].replace(param_groups=2)
+    plain = shared.replace(param_groups=0)
+    theta_p, beta_p = alif_random_params(shared.replace(n_neurons=shared.param_neurons), 4)
+    lanes = shared.lanes
+    words = [g % 2 for g in range(shared.groups)]
+    theta = torch.cat([theta_p[w * lanes:(w + 1) * lanes] for w in words])
+    beta = torch.cat([beta_p[w * lanes:(w + 1) * lanes] for w in words])
+    rng = random.Random(2)
+    beats = []
+    for k in range(120):
+        g = rng.randrange(shared.groups)
+        beats.append({"kind": UPDATE, "group": g, "first": int(k < shared.groups),
+                      "current": [rng.randrange(-300, 500) for _ in range(lanes)]})
+    shared_beats = [{**b, "param_group": words[b["group"]]} for b in beats]
+    want = alif_run_beats(plain, beats, theta, beta)
+    got = alif_run_beats(shared, shared_beats, theta_p, beta_p)
+    assert torch.equal(want.spikes, got.spikes) and torch.equal(want.membrane, got.membrane)
+    assert int(want.spikes.sum()) > 0
+    hw = run_stream(ALIFArray(shared, theta=theta_p, beta=beta_p), alif_normalize_beats(shared, shared_beats), 120,
+                    seed=1, valid_prob=0.8, ready_prob=0.8)
+    ref = run_stream(ALIFArray(plain, theta=theta, beta=beta), alif_normalize_beats(plain, beats), 120,
+                     seed=1, valid_prob=0.8, ready_prob=0.8)
+    assert hw.outputs == ref.outputs
+    # the parameter memory is Gp words deep
+    assert shared.param_depth == 2 and plain.param_depth == shared.groups
+
+
+def test_param_groups_bad_input():
+    spec = ADDRESSED_SPECS["addressed-N8P2-Gp3"][0]
+    with pytest.raises(SpecError, match="param_groups needs addressed = True"):
+        spec.replace(addressed=False)
+    update = {"kind": UPDATE, "group": 0, "first": 1, "current": [0, 0]}
+    with pytest.raises(ValueError, match="has no 'param_group'"):
+        alif_normalize_beats(spec, [update])
+    with pytest.raises(ValueError, match="param_group = 3 is out of range; allowed: 0 .. 2"):
+        alif_normalize_beats(spec, [{**update, "param_group": 3}])
+    with pytest.raises(ValueError, match="beat 0 group = 3 is out of range; allowed: 0 .. 2 .the parameter memory"):
+        alif_normalize_beats(spec, [{"kind": WRITE, "group": 3, "theta": [1, 1], "beta": [0, 0]}])
+    with pytest.raises(ValueError, match="param_groups = 0"):
+        alif_normalize_beats(spec.replace(param_groups=0), [{**update, "param_group": 0}])

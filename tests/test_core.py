@@ -333,3 +333,22 @@ def test_useful_ops_count_by_hand():
     # layer 1: nonzero pixels x 12 outputs x T; layer 2: input spikes x 12; readout: spikes x 10
     want = int((pixels != 0).sum()) * 12 * 2 + int(layers["spikes1"].sum()) * 12 + int(layers["spikes2"].sum()) * 10
     assert useful_ops(prog, run).tolist() == [want]
+
+
+def test_reuse_cosim_reruns_only_the_models_whose_core_changed(monkeypatch):
+    """--reuse-cosim: a row whose Verilog hash is today's stays as it is; a stale or missing one is
+    co-simulated again (here a recording stand-in for the Verilator run), with the old samples and seed."""
+    import spikeforge.core as core
+
+    calls = []
+    monkeypatch.setattr(core, "_cosim_row", lambda name, count, seed: calls.append((name, count, seed)) or
+                        {"model": name, "fresh": True})
+    today = core.core_verilog_sha256(core.load_core_model("spiking-mlp", debug_taps=False))
+    kept = {"model": "spiking-mlp", "verilog_sha256": today, "mean_cycles": 1.0}
+    out = core.refresh_cosim_rows({"format": 1, "samples": 16, "seed": 3, "rows": [kept]}, models=("spiking-mlp",))
+    assert out["rows"] == [kept] and calls == [] and (out["samples"], out["seed"]) == (16, 3)
+    stale = {**kept, "verilog_sha256": "0" * 64}
+    out = core.refresh_cosim_rows({"format": 1, "samples": 16, "seed": 3, "rows": [stale]}, models=("spiking-mlp",))
+    assert out["rows"] == [{"model": "spiking-mlp", "fresh": True}] and calls == [("spiking-mlp", 16, 3)]
+    with pytest.raises(ValueError, match="not a spikeforge core report"):
+        core.refresh_cosim_rows({"rows": []})

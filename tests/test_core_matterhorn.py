@@ -70,10 +70,13 @@ def test_matterhorn_spec_holds_the_alif_regions_and_the_noise():
     theta, beta = prog.alif_param_image()
     q = alif_ops[0]
     g = prog.groups(q)
-    # row r of layer q holds the layer's own theta_n: word (r, g') = theta[g' P .. g' P + P - 1]
-    for r in (0, length - 1):
-        assert torch.equal(theta[r * g:(r + 1) * g].reshape(-1)[:q.n_out], q.alif.theta)
-        assert torch.equal(beta[r * g:(r + 1) * g].reshape(-1)[:q.n_out], q.alif.beta)
+    # one parameter word per layer and output group, shared by the layer's rows: G words a layer
+    assert theta.shape[0] == prog.alif_param_words == sum(prog.groups(op) for op in alif_ops)
+    for op in alif_ops:
+        base = prog.alif_param_base[prog.ops.index(op)]
+        gg = prog.groups(op)
+        assert torch.equal(theta[base:base + gg].reshape(-1)[:op.n_out], op.alif.theta)
+        assert torch.equal(beta[base:base + gg].reshape(-1)[:op.n_out], op.alif.beta)
     noise = prog.noise_image()
     base = prog.noise_base[prog.ops.index(q)]
     # noise word of (t = 1, r = 2, g = 0) is the pattern the model draws for that step and token

@@ -285,6 +285,7 @@ class CoreProgram:
     weight_base: list[int] = field(default_factory=list)
     bias_base: list[int] = field(default_factory=list)
     alif_base: list[int] = field(default_factory=list)    # first ALIF state word (groups of P) per op
+    alif_param_base: list[int] = field(default_factory=list)   # first ALIF parameter word per op
     noise_base: list[int] = field(default_factory=list)   # first noise word per op
 
     def groups(self, op: LinearOp) -> int:
@@ -297,10 +298,11 @@ class CoreProgram:
     def layout(self) -> None:
         """Place every linear op's weight rows, bias words, ALIF region and noise words in the images."""
         self.weight_base, self.bias_base, self.alif_base, self.noise_base = [], [], [], []
-        w = b = a = e = 0
+        self.alif_param_base = []
+        w = b = a = e = pa = 0
         for op in self.ops:
             if op.kind != "linear":
-                for bases in (self.weight_base, self.bias_base, self.alif_base, self.noise_base):
+                for bases in (self.weight_base, self.bias_base, self.alif_base, self.noise_base, self.alif_param_base):
                     bases.append(-1)
                 continue
             self.weight_base.append(w)
@@ -311,14 +313,18 @@ class CoreProgram:
             if op.neuron == "alif":
                 self.alif_base.append(a)
                 a += op.rows * g
+                self.alif_param_base.append(pa)
+                pa += g
             else:
                 self.alif_base.append(-1)
+                self.alif_param_base.append(-1)
             if op.neuron == "alif" and op.noise is not None:
                 self.noise_base.append(e)
                 e += op.steps * op.rows * g
             else:
                 self.noise_base.append(-1)
         self.weight_words, self.bias_words, self.alif_words, self.noise_words = w, b, a, e
+        self.alif_param_words = pa
 
     def _padded(self, values: torch.Tensor) -> torch.Tensor:
         """(..., n) -> (..., G P) with zeros."""
@@ -344,17 +350,17 @@ class CoreProgram:
         return [op for op in self.linear_ops() if op.neuron == "alif"]
 
     def alif_param_image(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(theta, beta), each (alif_words, P) int64: op l's row r, word g at alif_base[l] + r G + g
-        (every row of a layer holds the layer's theta_n / b_n: the array reads its parameters
-        at the state's address). Padding lanes get theta 1, b 0 (they never reach a buffer)."""
+        """(theta, beta), each (alif_param_words, P) int64: op l's word g at alif_param_base[l] + g,
+        shared by all the op's rows (each update names its parameter word beside its state word,
+        ``ALIFSpec.param_groups``). Padding lanes get theta 1, b 0 (they never reach a buffer)."""
         thetas, betas = [], []
         for op in self.alif_ops():
             g = self.groups(op)
             th = self._padded(op.alif.theta.to(torch.int64)).clone()
             th[op.n_out:] = 1
             be = self._padded(op.alif.beta.to(torch.int64))
-            thetas.append(th.reshape(1, g, self.lanes).expand(op.rows, g, self.lanes).reshape(-1, self.lanes))
-            betas.append(be.reshape(1, g, self.lanes).expand(op.rows, g, self.lanes).reshape(-1, self.lanes))
+            thetas.append(th.reshape(g, self.lanes))
+            betas.append(be.reshape(g, self.lanes))
         if not thetas:
             empty = torch.zeros(0, self.lanes, dtype=torch.int64)
             return empty, empty

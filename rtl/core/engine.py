@@ -51,14 +51,17 @@ def lif_spec(spec: CoreSpec, program: CoreProgram) -> LIFSpec | None:
 
 def alif_spec(spec: CoreSpec, program: CoreProgram) -> ALIFSpec | None:
     """The core's adaptive-LIF array: the program's template, addressed, with the run-time
-    increment, the noise input when some layer has noise, and spikes only."""
+    increment, the noise input when some layer has noise, spikes only, and a parameter memory of
+    its own (one word per layer and output group, shared by the layer's rows)."""
     t = program.alif_template
     if t is None:
         return None
     n = -(-spec.alif_neurons // spec.lanes) * spec.lanes
     noisy = any(op.noise is not None for op in program.alif_ops())
+    program.layout()
     return t.replace(n_neurons=n, lanes=spec.lanes, noise_width=spec.noise_width if noisy else 0,
-                     emit_membrane=False, emit_adaptation=False, addressed=True, runtime_increment=True)
+                     emit_membrane=False, emit_adaptation=False, addressed=True, runtime_increment=True,
+                     param_groups=max(1, program.alif_param_words))
 
 
 def mtts_spec(spec: CoreSpec, program: CoreProgram) -> MTTSSpec | None:
@@ -187,7 +190,7 @@ class CoreEngine(wiring.Component):
             m.submodules.lif = lif = LIFArray(lspec, interlock=False)
         elif aspec is not None:
             theta, beta = prog.alif_param_image()
-            pad = aspec.n_neurons - theta.numel()
+            pad = aspec.param_neurons - theta.numel()
             theta = torch.cat([theta.reshape(-1), torch.ones(pad, dtype=torch.int64)])
             beta = torch.cat([beta.reshape(-1), torch.zeros(pad, dtype=torch.int64)])
             m.submodules.alif = lif = ALIFArray(aspec, theta=theta, beta=beta)
@@ -272,6 +275,8 @@ class CoreEngine(wiring.Component):
             # tables still hold the previous op's values)
             k_alif_base0 = table([max(0, b) for b in prog.alif_base], registered=False,
                                  width=max(1, aspec.groups.bit_length()))
+            # the op's first parameter word (read in ROW_READ)
+            k_alif_pbase = table([max(0, b) for b in prog.alif_param_base], width=max(1, aspec.param_groups.bit_length()))
         if lspec is not None:
             widths = lspec.param_widths
             k_threshold = table(per_op(lambda op: op.lif.threshold if op.lif else 1), widths["threshold"])
@@ -288,6 +293,10 @@ class CoreEngine(wiring.Component):
         # of its own (set in ROW_READ, stepped with each MAC beat) so that no adder sits in front
         # of the LIF array's state address
         lif_group = Signal.like(lif_base, name="lif_group")
+        # the adaptive-LIF parameter word of the row's next MAC beat (the op's first word + the beats
+        # so far; the same for every row of the op), kept like lif_group
+        if aspec is not None:
+            param_group = Signal(range(aspec.param_groups + 1), name="param_group")
         g_out = Signal(range(mspec.max_groups + 1), name="g_out")
         cycles = Signal(STATUS_WIDTH, name="cycles")
         # the activity counters of the current op (reported in its NEXT_OP cycle, cleared in OP_START)
@@ -418,6 +427,7 @@ class CoreEngine(wiring.Component):
                 lif.i_stream.payload.current.eq(mac_o.payload.current),
                 lif.i_stream.payload.first.eq(t == 0),
                 lif.i_stream.payload.group.eq(lif_group),
+                lif.i_stream.payload.param_group.eq(param_group),
                 lif.i_stream.payload.increment.eq(k_increment),
                 lif.o_stream.ready.eq(1),
             ]
@@ -460,6 +470,8 @@ class CoreEngine(wiring.Component):
         mac_beat = mac_o.valid & mac_o.ready
         with m.If(mac_beat):
             m.d.sync += lif_group.eq(lif_group + 1)
+            if aspec is not None:
+                m.d.sync += param_group.eq(param_group + 1)
         is_lif_op = k_lif if lif is not None else C(0, 1)
         is_mtts_op = k_mtts if mtts is not None else C(0, 1)
         is_spiking_op = is_lif_op | is_mtts_op
@@ -604,6 +616,8 @@ class CoreEngine(wiring.Component):
             with m.State("ROW_READ"):
                 # the buffers read row_addr this cycle; their data is valid in ROW_HOLD
                 m.d.sync += [cycles.eq(cycles + 1), lif_group.eq(lif_base)]
+                if aspec is not None:
+                    m.d.sync += param_group.eq(k_alif_pbase)
                 if banked:
                     m.d.sync += row_wbase.eq(k_wbase + bank_off)
                 m.next = "ROW_HOLD"
