@@ -308,6 +308,60 @@ def dead_zone_section(evaluated: list[dict], retrained: list[dict]) -> list[str]
         "(codesign/dead-zone-retrained.csv).", ""]
 
 
+def memory_sigma_section(evaluated: list[dict], retrained: list[dict]) -> list[str]:
+    """Study 8: the gain mismatch of Matterhorn's log weight memory, evaluated on the shipped checkpoint
+    (trained against sigma = 0.05) and retrained per sigma."""
+    ev, rt = _by(evaluated, "memory_sigma", "matterhorn"), _by(retrained, "memory_sigma", "matterhorn")
+    if not ev:
+        return []
+    n = next(iter(ev.values()))["samples"]
+    trained = _shipped_config("matterhorn").get("weight_gain_sigma")
+    lines = ["## Study 8: the log weight memory's gain mismatch (`spikeforge sweep run memory-sigma`, "
+             "`memory-sigma-retrained`)", "",
+             "Matterhorn's block linears live in a log weight memory with analog mismatch (`golden.mismatch`: each "
+             "cell's gain 1 + dg / 2^16 and offset do, drawn from the cell's hash). The knob scales the gain sd, "
+             "the same cells' draws, with the checkpoint's 7 levels, 4 LSB offset sd and seed. Evaluated: the "
+             f"shipped checkpoint, trained against sigma = {_f(trained, '.3f')} (analog-aware: its float model "
+             "saw exactly these effective weights), run with sigma; retrained: the recipe trained against each "
+             f"sigma. Each point: the first {n} held-out digits through the core's golden program (steps of "
+             f"1/{n}); the mismatch moves only the spikes, so cycles and energy (45 nm) move with them.", "",
+             "| sigma | evaluated accuracy | evaluated energy (nJ) | evaluated cycles | retrained accuracy | "
+             "retrained float test accuracy |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for sg in sorted(set(ev) | set(rt)):
+        e, r = ev.get(sg), rt.get(sg)
+        lines.append(f"| {sg:g} | {_f(e['accuracy'] if e else None)} | {_f(e['energy_nj'] if e else None, ',.1f')} | "
+                     f"{_f(e['cycles'] if e else None, ',.0f')} | {_f(r['accuracy'] if r else None)} | "
+                     f"{_f((r.get('train_metrics') or {}).get('test_accuracy') if r else None)} |")
+    finds = []
+    ref = ev.get(trained)
+    if ref is not None:
+        keep = [r for r in ev.values() if r["accuracy"] >= ref["accuracy"] - 0.01]
+        top = max(keep, key=lambda r: r["memory_sigma"])
+        worst = max(ev.values(), key=lambda r: r["memory_sigma"])
+        finds.append(f"* **evaluated**: the trained model keeps its accuracy within 1 point of sigma = {trained:g} "
+                     f"({ref['accuracy']:.4f}) up to sigma = **{top['memory_sigma']:g}** ({top['accuracy']:.4f}); "
+                     f"at {worst['memory_sigma']:g}: {worst['accuracy']:.4f}. The ideal memory (sigma = 0) gives "
+                     f"{_f(ev[0.0]['accuracy'] if 0.0 in ev else None)}: a model trained for this chip's "
+                     "deviations does not need them removed.")
+    if rt:
+        top_acc = max(r["accuracy"] for r in rt.values())
+        best = max((r for r in rt.values() if r["accuracy"] >= top_acc - 0.01), key=lambda r: r["memory_sigma"])
+        finds.append(f"* **retrained**: training against the deviations keeps the accuracy within 1 point of the "
+                     f"best retrained point up to sigma = **{best['memory_sigma']:g}** ({best['accuracy']:.4f}).")
+    return lines + ["", "What it shows:", ""] + finds + [
+        "", "Points: [memory-sigma.csv](codesign/memory-sigma.csv), [memory-sigma-retrained.csv]"
+        "(codesign/memory-sigma-retrained.csv).", ""]
+
+
+def _shipped_config(model: str) -> dict:
+    import torch
+
+    from spikeforge.core import resolve_checkpoint
+
+    return torch.load(resolve_checkpoint(model), map_location="cpu", weights_only=True).get("config", {})
+
+
 # ---- retrained studies --------------------------------------------------------------------------------
 
 def _by(records, knob, model):
@@ -752,13 +806,13 @@ def report(out: Path = Path("docs/results"), *, samples: int = 64, **run_kwargs)
              f"one Dask task per point, cached by a hash of model, knobs, seed, samples and code version); "
              "do not edit by hand. Each point: the shipped checkpoint (`sim/data/core`) with the knob applied to "
              "its golden integer model, compiled for the core, the core's golden program run on the first "
-             f"**{samples} held-out samples** (Study 7: 256; digits, or 32-character text windows: {samples} x 32 scored "
+             f"**{samples} held-out samples** (Studies 7 and 8: 256; digits, or 32-character text windows: {samples} x 32 scored "
              "characters for wta-causal, the masked positions for wta-mlm) -- few samples, to keep the compute "
              "small; the digits accuracies move in steps of 1/64. Accuracy = the core's integer logits' argmax; "
              "bits per character from the logits / logit_scale. Cycles = the core's formula (== its RTL counter), "
-             "energy = the core's event counts x the 45 nm table (`estimate/`). **Studies 1 to 5 and 7 evaluate every "
+             "energy = the core's event counts x the 45 nm table (`estimate/`). **Studies 1 to 5, 7 and 8 evaluate every "
              "point on the trained checkpoint** (the knob applied at evaluation time); T and k change training, "
-             "so Studies 1b, 2b and 7 (its retrained column) **retrain** a checkpoint for each point (`sweep.Study.retrain`, "
+             "so Studies 1b, 2b, 7 and 8 (their retrained columns) **retrain** a checkpoint for each point (`sweep.Study.retrain`, "
              "`spikeforge sweep run STUDY --retrain` for any study; budgets stated there) and evaluate it the same "
              "way; the retrained checkpoints and the softmax reference of Study 6 are trained once and cached "
              "(`<cache>/checkpoints/`), so a second report trains nothing (with an empty cache it trains six "
@@ -781,6 +835,7 @@ def report(out: Path = Path("docs/results"), *, samples: int = 64, **run_kwargs)
     lines += mismatch_section(by_study["mismatch"])
     lines += membrane_section(by_study["membrane"])
     lines += dead_zone_section(by_study["dead-zone"], by_study["dead-zone-retrained"])
+    lines += memory_sigma_section(by_study["memory-sigma"], by_study["memory-sigma-retrained"])
     wta_shipped = next((r for r in _ok(by_study["wta-k"], model="wta-causal") if r["k"] == 4), None)
     ref = softmax_reference(samples, run_kwargs.get("cache_dir"))
     lines += energy_section(samples, ref, wta_shipped)

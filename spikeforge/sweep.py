@@ -19,7 +19,7 @@ hands the run to ``estimate.core.estimate_core``. It returns
 Knobs (``KNOBS``; ``None`` = the checkpoint's own value). Every knob is applied at evaluation time
 to the trained checkpoint (``mode = evaluated``); ``--retrain`` (or a study with ``retrain = True``:
 ``time-steps-retrained``, ``wta-k-retrained``) retrains the checkpoint first for the knobs that change
-training (T, k, dead_zone; ``mode = retrained``, expensive): the shipped checkpoint's recipe, settings and seed
+training (T, k, dead_zone, memory_sigma; ``mode = retrained``, expensive): the shipped checkpoint's recipe, settings and seed
 with the point's T or k, trained once into ``<cache>/checkpoints/`` (``trained_checkpoint``: named by
 a hash of the settings, epochs and seed, not the code version, so a re-evaluation does not retrain):
 
@@ -42,6 +42,9 @@ a hash of the settings, epochs and seed, not the code version, so a re-evaluatio
 ``dead_zone`` d, the MTTS encoder's dead zone (Matterhorn): codes in [M - d, M + d] (M the mask
               value, clipped to the code range) send no spike (``golden.mtts``); d = 0 is the mask
               alone; the core's encoder takes it as part of the op's MTTS spec
+``memory_sigma`` the gain sd of Matterhorn's log weight memory (relative; the checkpoint's levels,
+              offset sd and mismatch seed, so the same cells' draws scaled): applied to the float
+              model before its integer mode, trained against when retrained (analog-aware)
 
 Results are cached on disk (``$SPIKEFORGE_CACHE/sweep``, or ``--cache DIR``), one JSON file per
 point named by the sha256 of (model, checkpoint sha256, knobs, seed, samples, retrain, code
@@ -81,12 +84,14 @@ KNOBS: dict[str, tuple[str, Callable[[str], Any], bool]] = {
     "membrane": ("membrane bits of every LIF", int, False),
     "dead_zone": ("MTTS dead zone half width d: codes in [M - d, M + d] silent (Matterhorn; M its mask value)",
                   int, True),
+    "memory_sigma": ("Matterhorn's log weight memory: relative gain sd of every cell (the same cells' draws scaled)",
+                     float, True),
 }
 #: the value a knob has when a point does not set it (None: the checkpoint's own)
 DEFAULTS: dict[str, Any] = {"k": None, "T": None, "lanes": 8, "wta_lanes": 4, "levels": 0, "sigma": 0.0,
-                            "offset": 0, "membrane": None, "dead_zone": None}
+                            "offset": 0, "membrane": None, "dead_zone": None, "memory_sigma": None}
 #: the checkpoint config key a training knob sets
-TRAIN_KEYS = {"k": "k", "T": "time_steps", "dead_zone": "dead_zone"}
+TRAIN_KEYS = {"k": "k", "T": "time_steps", "dead_zone": "dead_zone", "memory_sigma": "weight_gain_sigma"}
 MODELS = ("spiking-mlp", "wta-causal", "wta-mlm", "matterhorn")
 #: fraction bits of the mismatch's effective-weight grid
 MISMATCH_FRAC = 4
@@ -153,6 +158,8 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
           ("spiking-mlp", "wta-causal"), ({"membrane": (8, 10, 12, 14, 16, 20, 24)},)),
     Study("dead-zone", "MTTS dead zone against Matterhorn's accuracy and energy (256 held-out digits)",
           ("matterhorn",), ({"dead_zone": (0, 1, 2, 3, 4, 6)},), samples=256),
+    Study("memory-sigma", "gain mismatch of Matterhorn's log weight memory against accuracy (256 held-out digits)",
+          ("matterhorn",), ({"memory_sigma": (0.0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25)},), samples=256),
     # retrained studies: every point trains its own checkpoint once (cached in <cache>/checkpoints)
     Study("time-steps-retrained", "time steps T, the spiking MLP retrained for each T (recipe settings, 8 epochs)",
           ("spiking-mlp",), ({"T": (1, 2, 3, 4, 6, 8)},), retrain=True),
@@ -160,6 +167,9 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
           ("wta-causal",), ({"k": (1, 2, 4, 8, 16)},), retrain=True),
     Study("dead-zone-retrained", "MTTS dead zone, Matterhorn retrained for each d (the shipped settings, 12 epochs)",
           ("matterhorn",), ({"dead_zone": (0, 1, 2, 3)},), retrain=True, samples=256),
+    Study("memory-sigma-retrained", "gain mismatch of Matterhorn's log weight memory, retrained for each sigma "
+          "(analog-aware, 12 epochs)", ("matterhorn",), ({"memory_sigma": (0.0, 0.05, 0.1, 0.2)},), retrain=True,
+          samples=256),
 )}
 
 
@@ -322,6 +332,24 @@ def mismatch_weights(weight, sigma: float, offset: int, seed: int, layer: int):
     return effective_weights(spec, weight.t().contiguous()).t().contiguous()
 
 
+def apply_model_knobs(model, knobs: dict) -> None:
+    """Set the knobs that act on the float model before its integer mode is made: ``memory_sigma``,
+    the gain sd of Matterhorn's log weight memory (the checkpoint's levels, offset and seed)."""
+    sigma = knobs.get("memory_sigma")
+    if sigma is None:
+        return
+    lw = getattr(model, "weights", None)
+    if lw is None or not getattr(lw, "active", False):
+        raise SweepError("knob memory_sigma: only a Matterhorn checkpoint with log-quantized weights "
+                         "(weight_levels > 0) has a log weight memory")
+    import dataclasses
+
+    try:
+        model.set_log_weights(dataclasses.replace(lw, gain_sigma=float(sigma)))
+    except ValueError as exc:
+        raise SweepError(f"knob memory_sigma = {sigma}: {exc}") from None
+
+
 def apply_knobs(int_model, knobs: dict, seed: int, seq_len: int | None = None) -> None:
     """Set the evaluation-time knobs on a golden integer model in place (module docstring)."""
     from golden.models.matterhorn import IntMatterhorn
@@ -342,7 +370,8 @@ def apply_knobs(int_model, knobs: dict, seed: int, seq_len: int | None = None) -
     if matterhorn:
         wired = [k for k in ("k", "levels", "sigma", "offset", "membrane") if knobs[k] != DEFAULTS[k]]
         if wired:
-            raise SweepError(f"knob {wired[0]} is not wired for matterhorn; its knobs: T, lanes, wta_lanes, dead_zone")
+            raise SweepError(f"knob {wired[0]} is not wired for matterhorn; its knobs: T, lanes, wta_lanes, dead_zone, "
+                             f"memory_sigma")
     if knobs["k"] is not None:
         if not wta:
             raise SweepError("knob k: the spiking MLP has no WTA attention")
@@ -463,6 +492,7 @@ def _evaluate(point: Point, knobs: dict, cache_dir: str | None) -> dict:
     from spikeforge.core import CoreModel, held_out_samples
 
     model, ckpt, path, mode, trained = _load(point, knobs, cache_dir)
+    apply_model_knobs(model, knobs)
     int_model = model.to_integer()
     seq_len = ckpt.get("train", {}).get("seq_len")
     apply_knobs(int_model, knobs, point.seed, seq_len)

@@ -33,7 +33,8 @@ def add_sweep_parser(sub) -> None:
                    help="replace the study's grid by the product of these knob values (repeatable)")
     r.add_argument("--seeds", metavar="S,S", help="seeds (they matter only where mismatch is on)")
     r.add_argument("--retrain", action="store_true",
-                   help="retrain the checkpoint for the knobs that change training (T, k): expensive")
+                   help="retrain the checkpoint for the knobs that change training (T, k, dead_zone, "
+                        "memory_sigma): expensive")
     r.add_argument("--epochs", type=int, help="epochs of a retraining (default: the checkpoint's)")
     r.add_argument("--out", default="docs/results/codesign", metavar="DIR", help="output folder")
     cluster_options(r)

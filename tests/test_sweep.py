@@ -238,3 +238,49 @@ def test_dead_zone_section_finds_the_cheapest_zone_within_one_point():
     assert "**evaluated**: no dead zone keeps" in text and "is **d = 0**" in text
     assert "**retrained**: the dead zone that minimises energy at <= 1 point of accuracy loss is **d = 1**" in text
     assert "3.0 % less energy" in text
+
+
+def test_memory_sigma_knob_scales_the_log_memorys_gain_deviations():
+    """memory_sigma on Matterhorn rebuilds the block linears' effective weights from the same codes with
+    the gain sd changed: at 0 the gain term vanishes, w_eff = (q << 4) + do (the offset alone: the
+    checkpoint's offset sd and seed), by the documented cell formula; other models refuse it."""
+    from golden.logquant import log_decode, log_quantize
+    from golden.mismatch import cell_deviation
+    from spikeforge.core import resolve_checkpoint
+    from spikeforge.training import load_checkpoint
+
+    model, _ = load_checkpoint(resolve_checkpoint("matterhorn"))
+    lw = model.weights
+    assert lw.active and lw.gain_sigma > 0 and lw.offset_sigma > 0
+    sw.apply_model_knobs(model, {"memory_sigma": 0.0})
+    unit = model.blocks[0].q
+    w = unit.quantize(8).weight.t()                                 # (in, out) cells
+    q = log_decode(lw.quant_spec, log_quantize(lw.quant_spec, unit.linear.weight.detach().double()).codes).t()
+    rows = torch.arange(q.shape[0]).reshape(-1, 1)
+    cols = torch.arange(q.shape[1]).reshape(1, -1)
+    _, do = cell_deviation(model.weights.mismatch_spec(unit.layer), rows, cols)
+    assert torch.equal(w, (q << 4) + do)
+    # one evaluated point, and the refusals: a model without a log memory, a sigma out of range
+    lo = sw.evaluate_point(sw.Point("t", "matterhorn", {"memory_sigma": 0.05}, samples=8))
+    assert lo["status"] == "ok" and lo["memory_sigma"] == 0.05
+    bad = sw.evaluate_point(sw.Point("t", "spiking-mlp", {"memory_sigma": 0.05}, samples=2))
+    assert bad["status"] == "error" and "only a Matterhorn checkpoint with log-quantized weights" in bad["error"]
+    big = sw.evaluate_point(sw.Point("t", "matterhorn", {"memory_sigma": 0.5}, samples=2))
+    assert big["status"] == "error" and "weight_gain_sigma must be in 0 .. 0.25" in big["error"]
+    assert "memory-sigma" in sw.STUDIES and sw.STUDIES["memory-sigma-retrained"].retrain
+
+
+def test_memory_sigma_section_finds_the_largest_sigma_within_one_point():
+    from spikeforge.codesign import memory_sigma_section
+
+    def rec(sg, acc, mode):
+        return {"model": "matterhorn", "status": "ok", "memory_sigma": sg, "accuracy": acc, "samples": 256,
+                "mode": mode, "train_metrics": {"test_accuracy": 0.9}, "energy_nj": 100.0, "cycles": 1000.0}
+    ev = [rec(0.0, 0.93, "evaluated"), rec(0.05, 0.94, "evaluated"), rec(0.1, 0.935, "evaluated"),
+          rec(0.2, 0.80, "evaluated")]
+    rt = [rec(0.0, 0.95, "retrained"), rec(0.1, 0.945, "retrained"), rec(0.2, 0.90, "retrained")]
+    text = "\n".join(memory_sigma_section(ev, rt))
+    # the shipped checkpoint was trained against 0.05: within 1 point of its 0.94 up to 0.1
+    assert "up to sigma = **0.1** (0.9350)" in text and "at 0.2: 0.8000" in text
+    assert "best retrained point up to sigma = **0.1** (0.9450)" in text
+    assert "| 0.2 | 0.8000 | 100.0 | 1,000 | 0.9000 | 0.9000 |" in text

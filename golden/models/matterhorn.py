@@ -251,6 +251,16 @@ class Matterhorn(nn.Module):
         self.norm = nn.BatchNorm1d(POOLED * dim)
         self.head = nn.Linear(POOLED * dim, 10)
 
+    def set_log_weights(self, weights: LogWeights) -> None:
+        """Hold the block linears in another log weight memory (levels, mismatch sigmas, seed): the
+        float and integer modes of every unit follow (the trained weights stay as they are)."""
+        if not isinstance(weights, LogWeights):
+            raise TypeError(f"set_log_weights takes a LogWeights, got {type(weights).__name__}")
+        self.weights = weights
+        for block in self.blocks:
+            for name in ("q", "k", "v", "o", "mlp1", "mlp2"):
+                getattr(block, name).weights = weights
+
     def stem_activations(self, x: torch.Tensor) -> torch.Tensor:
         """Real stem outputs a (B, L, D) = W_l patch_l."""
         return torch.einsum("blp,lpd->bld", patches(x), self.stem)
