@@ -22,6 +22,7 @@ from typing import Callable
 from golden.spec import SpecError
 
 from .flow import TARGETS, SynthError, SynthReport, get_target, synthesize
+from .tools import ToolError
 
 #: int spec fields that set a block's size; ``synth_specs`` scales them when a block declares no sweep
 SIZE_FIELDS = ("lanes", "depth", "length", "k", "top_k", "dim", "window", "channels", "heads", "tokens", "rows", "cols")
@@ -137,7 +138,8 @@ def sweep(block_names: list[str], targets: list[str], progress: Callable[[str], 
                                      cached_only=cached_only)
             if report is None:  # cached_only and never run: left out of the table
                 continue
-        except (SynthError, SpecError, ValueError) as exc:  # one bad configuration must not stop the sweep
+        except (SynthError, SpecError, ValueError, ToolError) as exc:
+            # one bad configuration (or a tool run past its time limit) must not stop the sweep
             report = SynthReport.failed(name, spec.to_dict() if block is not None else {"model": spec.model},
                                         target, str(exc))
         fmax = "" if report.fmax_mhz is None else f", {report.fmax_mhz:.1f} MHz"

@@ -184,6 +184,26 @@ def test_sweep_records_a_configuration_that_does_not_elaborate(monkeypatch):
     assert all(r.report.status == "failed" and "no such datapath" in r.report.message for r in rows)
 
 
+def test_sweep_records_a_tool_that_runs_past_its_time_limit(monkeypatch):
+    """A place-and-route run killed at its time limit fails that row only; the sweep goes on."""
+    import synth.run as run
+    from synth.tools import ToolError
+
+    calls = []
+
+    def slow_for_the_big_one(block, spec, target, **kw):
+        calls.append(spec.n_neurons)
+        if spec.n_neurons == 1024:
+            raise ToolError("nextpnr-ecp5 ran longer than 3600 s (log: x)")
+        return None                      # as a cached-only miss: left out of the table
+
+    monkeypatch.setattr(run, "synth_block", slow_for_the_big_one)
+    rows = run.sweep(["lif"], ["xilinx7"], progress=lambda line: None)
+    assert len(calls) == 3               # every configuration was tried after the first timeout
+    assert [r.config for r in rows] == ["n_neurons=1024", "n_neurons=1024, lanes=16"]
+    assert all(r.report.status == "failed" and "ran longer than 3600 s" in r.report.message for r in rows)
+
+
 def test_cached_only_sweep_runs_no_tool(monkeypatch, tmp_path):
     from synth.run import sweep
 
