@@ -816,7 +816,7 @@ def report(out: Path = Path("docs/results"), *, samples: int = 64, **run_kwargs)
              "`spikeforge sweep run STUDY --retrain` for any study; budgets stated there) and evaluate it the same "
              "way; the retrained checkpoints and the softmax reference of Study 6 are trained once and cached "
              "(`<cache>/checkpoints/`), so a second report trains nothing (with an empty cache it trains six "
-             "spiking-MLP, five wta-causal and one softmax-transformer checkpoint, some 15 minutes here). "
+             "spiking-MLP, five wta-causal, eight Matterhorn and one softmax-transformer checkpoint). "
              f"{len(result.records)} points, {len(failed)} failed (listed in the tables and CSVs).", "",
              f"Area: ECP5 / xilinx7 LUT, FF, BRAM, DSP from `docs/results/synthesis.csv` for the trained cores "
              f"(P = 8, P_w = 4, no taps); for other lane counts a linear lane model ({_area_text(am)}; the lane "
