@@ -284,3 +284,28 @@ def test_memory_sigma_section_finds_the_largest_sigma_within_one_point():
     assert "up to sigma = **0.1** (0.9350)" in text and "at 0.2: 0.8000" in text
     assert "best retrained point up to sigma = **0.1** (0.9450)" in text
     assert "| 0.2 | 0.8000 | 100.0 | 1,000 | 0.9000 | 0.9000 |" in text
+
+
+def test_matterhorn_equal_size_vit_counts_by_hand():
+    """The ANN Study 6 compares Matterhorn with: d = 32, 16 tokens, 1 block, MLP 2d, 2 heads, 10 classes.
+    Weight MACs = stem 16 x 4 x 32 + 16 x (4 x 32^2 + 2 x 32 x 64) + head (4 x 32) x 10 = 2,048 + 131,072 +
+    1,280; attention MACs = 2 x 16^2 x 32 = 16,384; parameters = 2,048 + 8,192 + 1,280."""
+    from types import SimpleNamespace
+
+    from spikeforge.codesign import ann_counts
+
+    cm = SimpleNamespace(ckpt={"config": {"dim": 32, "blocks": 1, "heads": 2, "mlp_ratio": 2}},
+                         spec=SimpleNamespace(lanes=8), program=SimpleNamespace(input_kind="pixels"))
+    c = ann_counts(cm)
+    assert c["weight_macs"] == 2048 + 131072 + 1280 and c["attn_macs"] == 16384
+    assert c["params"] == 2048 + 8192 + 1280 and c["softmax_exps"] == 16 * 16 * 2
+
+
+def test_lanes_section_without_any_area_says_so():
+    from spikeforge.codesign import lanes_section
+
+    rows = [{"model": "matterhorn", "status": "ok", "lanes": p, "cycles": 1000.0 / p, "utilisation": 0.5,
+             "energy_nj": 10.0, "luts_ecp5": None, "ffs_ecp5": None, "bram_ecp5": None, "dsp_ecp5": None,
+             "area_source": "no synthesis row and no area model"} for p in (1, 8)]
+    text = "\n".join(lanes_section(rows, sw.AreaModel.fit([])))
+    assert "no ECP5 area for it" in text and "cuts the cycles 8.0x" in text
