@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import statistics
 from pathlib import Path
 
@@ -158,12 +159,15 @@ def lanes_section(records: list[dict], am: sw.AreaModel) -> list[str]:
                          + f"energy per sample "
                          f"{min(r['energy_nj'] for r in rows):,.1f} .. {max(r['energy_nj'] for r in rows):,.1f} nJ "
                          f"over P.")
+    fitted = sorted({int(x) for x in re.findall(r"\d+", am.fitted_on.split("P =")[-1])}) if am.fitted_on else []
+    reach = (f"Area beyond P = {fitted[-1]} is the lane model's extrapolation (the fitted rows have P = "
+             f"{', '.join(map(str, fitted))}); " if fitted else "There is no lane model (fewer than three lane "
+             "counts synthesised); ")
     return lines + ["", "What it shows:", ""] + finds + [
         "* The energy moves little with P: the same events happen; the memories' word widths and depths change "
         "(a wider weight word per read, fewer reads; padding of n_out to whole words of P adds work at large P).",
-        "* Area beyond P = 8 is the lane model's extrapolation (the fitted rows have P <= 8); the LUT x cycles "
-        "product keeps falling up to P = 32 because the fixed part of the core (sequencer, buffers, WTA unit, "
-        "FIFOs) dominates the area.", "",
+        f"* {reach}the LUT x cycles product falls with P as long as the fixed part of the core "
+        "(sequencer, buffers, WTA unit, FIFOs) dominates the area.", "",
         "Plots: [cycles](codesign/lanes-accuracy-vs-cycles.svg), [LUTs](codesign/lanes-accuracy-vs-luts.svg); "
         "points: [lanes.csv](codesign/lanes.csv).", ""]
 
