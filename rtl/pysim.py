@@ -93,19 +93,15 @@ def read_weight_memory(memory, rows: int, groups: int) -> list[list[list[int]]]:
     order = [(r, g) for r in range(rows) for g in range(groups)]
 
     async def bench(ctx):
-        issued = []
         for cycle in range(len(order) + memory.latency):
             if cycle < len(order):
                 r, g = order[cycle]
                 ctx.set(memory.rd_row, r)
                 ctx.set(memory.rd_group, g)
-                ctx.set(memory.rd_en, 1)
-            else:
-                ctx.set(memory.rd_en, 0)
-            issued.append(order[cycle] if cycle < len(order) else None)
-            done = cycle - memory.latency
+            ctx.set(memory.rd_en, int(cycle < len(order)))
+            done = cycle - memory.latency          # the read issued L cycles ago is on the output now
             if done >= 0:
-                r, g = issued[done]
+                r, g = order[done]
                 out[r][g] = [int(v) for v in ctx.get(memory.weights)]
             await ctx.tick()
 

@@ -264,6 +264,15 @@ def membrane_section(records: list[dict]) -> list[str]:
     return lines + ["", "What it shows:", ""] + finds + ["", "Points: [membrane.csv](codesign/membrane.csv).", ""]
 
 
+def _point_cells(rec: dict | None, *fields: str) -> str:
+    """Table cells of one point (or '-' cells when the point is missing): accuracy, energy (nJ), cycles,
+    the float test accuracy of its training, in the order asked."""
+    fmt = {"accuracy": lambda r: _f(r["accuracy"]), "energy": lambda r: _f(r["energy_nj"], ",.1f"),
+           "cycles": lambda r: _f(r["cycles"], ",.0f"),
+           "float_test": lambda r: _f((r.get("train_metrics") or {}).get("test_accuracy"))}
+    return " | ".join("-" if rec is None else fmt[f](rec) for f in fields)
+
+
 def dead_zone_section(evaluated: list[dict], retrained: list[dict]) -> list[str]:
     """Study 7: the MTTS dead zone on Matterhorn, evaluated on the shipped checkpoint and retrained per d."""
     ev, rt = _by(evaluated, "dead_zone", "matterhorn"), _by(retrained, "dead_zone", "matterhorn")
@@ -284,10 +293,8 @@ def dead_zone_section(evaluated: list[dict], retrained: list[dict]) -> list[str]
              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for d in sorted(set(ev) | set(rt)):
         e, r = ev.get(d), rt.get(d)
-        lines.append(f"| {d} | {_f(e['accuracy'] if e else None)} | {_f(e['energy_nj'] if e else None, ',.1f')} | "
-                     f"{_f(e['cycles'] if e else None, ',.0f')} | {_f(r['accuracy'] if r else None)} | "
-                     f"{_f(r['energy_nj'] if r else None, ',.1f')} | {_f(r['cycles'] if r else None, ',.0f')} | "
-                     f"{_f((r.get('train_metrics') or {}).get('test_accuracy') if r else None)} |")
+        lines.append(f"| {d} | {_point_cells(e, 'accuracy', 'energy', 'cycles')} | "
+                     f"{_point_cells(r, 'accuracy', 'energy', 'cycles', 'float_test')} |")
     finds = []
     for label, rows in (("evaluated", ev), ("retrained", rt)):
         ref = rows.get(0)
@@ -322,12 +329,14 @@ def memory_sigma_section(evaluated: list[dict], retrained: list[dict]) -> list[s
     if not ev:
         return []
     n = next(iter(ev.values()))["samples"]
-    trained = _shipped_config("matterhorn").get("weight_gain_sigma")
+    cfg = _shipped("matterhorn").get("config", {})
+    trained = cfg.get("weight_gain_sigma")
     lines = ["## Study 8: the log weight memory's gain mismatch (`spikeforge sweep run memory-sigma`, "
              "`memory-sigma-retrained`)", "",
              "Matterhorn's block linears live in a log weight memory with analog mismatch (`golden.mismatch`: each "
              "cell's gain 1 + dg / 2^16 and offset do, drawn from the cell's hash). The knob scales the gain sd, "
-             "the same cells' draws, with the checkpoint's 7 levels, 4 LSB offset sd and seed. Evaluated: the "
+             f"the same cells' draws, with the checkpoint's {cfg.get('weight_levels')} levels, "
+             f"{cfg.get('weight_offset_sigma')} LSB offset sd and mismatch seed {cfg.get('mismatch_seed')}. Evaluated: the "
              f"shipped checkpoint, trained against sigma = {_f(trained, '.3f')} (analog-aware: its float model "
              "saw exactly these effective weights), run with sigma; retrained: the recipe trained against each "
              f"sigma. Each point: the first {n} held-out digits through the core's golden program (steps of "
@@ -337,9 +346,8 @@ def memory_sigma_section(evaluated: list[dict], retrained: list[dict]) -> list[s
              "| ---: | ---: | ---: | ---: | ---: | ---: |"]
     for sg in sorted(set(ev) | set(rt)):
         e, r = ev.get(sg), rt.get(sg)
-        lines.append(f"| {sg:g} | {_f(e['accuracy'] if e else None)} | {_f(e['energy_nj'] if e else None, ',.1f')} | "
-                     f"{_f(e['cycles'] if e else None, ',.0f')} | {_f(r['accuracy'] if r else None)} | "
-                     f"{_f((r.get('train_metrics') or {}).get('test_accuracy') if r else None)} |")
+        lines.append(f"| {sg:g} | {_point_cells(e, 'accuracy', 'energy', 'cycles')} | "
+                     f"{_point_cells(r, 'accuracy', 'float_test')} |")
     finds = []
     ref = ev.get(trained)
     if ref is not None:
@@ -361,12 +369,13 @@ def memory_sigma_section(evaluated: list[dict], retrained: list[dict]) -> list[s
         "(codesign/memory-sigma-retrained.csv).", ""]
 
 
-def _shipped_config(model: str) -> dict:
+def _shipped(model: str) -> dict:
+    """The shipped checkpoint's record of ``model`` (config, metrics, ...), without building the model."""
     import torch
 
     from spikeforge.core import resolve_checkpoint
 
-    return torch.load(resolve_checkpoint(model), map_location="cpu", weights_only=True).get("config", {})
+    return torch.load(resolve_checkpoint(model), map_location="cpu", weights_only=True)
 
 
 # ---- retrained studies --------------------------------------------------------------------------------
@@ -425,11 +434,7 @@ def time_steps_retrained_section(retrained: list[dict], evaluated: list[dict]) -
 
 def _reproduces(ref: dict, same: dict | None, model: str, metric: str, what: str, label: str) -> str:
     """A sentence: does the retrained point at the shipped knob reproduce the shipped checkpoint?"""
-    import torch
-
-    from spikeforge.core import resolve_checkpoint
-
-    shipped = torch.load(resolve_checkpoint(model), map_location="cpu", weights_only=True)["metrics"].get(metric)
+    shipped = _shipped(model)["metrics"].get(metric)
     mine = (ref.get("train_metrics") or {}).get(metric)
     same_core = same is not None and same["accuracy"] == ref["accuracy"] and same.get("bpc") == ref.get("bpc")
     if shipped is not None and mine == shipped and same_core:
