@@ -79,6 +79,7 @@ from torch.nn import functional as F
 from .. import fixed
 from ..layers import QuantLinear, QuantSpikingLinear, SpikingLinear, lif_run_time_first, quantize_linear, \
     quantize_spiking_linear, weight_frac_for
+from ..layernorm import isqrt_exact, layer_norm_exact
 from ..lif import LIF, LIFSpec
 from ..spec import SpecError
 from ..window import WindowSpec, dilated_windows, is_global_window, window_mask
@@ -97,25 +98,14 @@ def srp_beta(tau: float) -> float:
 
 
 def isqrt(v: torch.Tensor) -> torch.Tensor:
-    """floor(sqrt(v)) for int64 0 <= v < 2^62, bit by bit (integer only)."""
-    v = fixed.check_range(v, 63, True, "isqrt argument")
-    if v.numel() and (int(v.min()) < 0 or int(v.max()) >= 1 << 62):
-        raise ValueError("isqrt takes 0 <= v < 2^62")
-    s = torch.zeros_like(v)
-    for b in range(30, -1, -1):
-        c = s | (1 << b)
-        s = torch.where(c * c <= v, c, s)
-    return s
+    """floor(sqrt(v)) for int64 0 <= v < 2^62 (``golden.layernorm.isqrt_exact``)."""
+    return isqrt_exact(v)
 
 
 def int_layer_norm(u: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: int) -> torch.Tensor:
-    """Integer layer norm over the last dim (see the module docstring); int64 in, int64 out."""
-    d = u.shape[-1]
-    mu = torch.div(u.sum(-1, keepdim=True), d, rounding_mode="floor")
-    dev = u - mu
-    var = torch.div((dev * dev).sum(-1, keepdim=True), d, rounding_mode="floor")
-    sigma = isqrt(var + eps)
-    return torch.div(dev * gamma, sigma, rounding_mode="floor") + beta
+    """Integer layer norm over the last dim (the module docstring; ``golden.layernorm.layer_norm_exact``,
+    the function ``rtl.layernorm.LayerNorm`` computes); int64 in, int64 out."""
+    return layer_norm_exact(u, gamma, beta, eps)
 
 
 def lif_spec_for(lif: LIF, n: int, frac: int) -> LIFSpec:
