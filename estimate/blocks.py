@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from golden.alif import ALIFSpec
+from golden.layernorm import LayerNormSpec
 from golden.lif import LIFSpec
 from golden.mac import EVENT, STEP, MACSpec, check_commands
 from golden.sdsa import SDSASpec
@@ -296,6 +297,23 @@ def window_timing(spec: WindowSpec, maps: int) -> BlockTiming:
     return BlockTiming(list(range(n)), [k + spec.lead + 1 for k in range(n)])
 
 
+def layernorm_timing(spec: LayerNormSpec, tokens: int) -> BlockTiming:
+    """Layer norm unit (``rtl.layernorm.LayerNorm``): D PARAM beats (one a cycle), then per token D
+    DATA beats back to back, D (Nx + 8) + Ns + N2 + K + 7 cycles apart; channel i of a token
+    leaves Ns + D + N2 + K + Nx + 13 + i (Nx + 6) cycles after its last DATA beat
+    (Ns, N2, Nx: the divider's numerator widths, K = Wi + 1 root bits)."""
+    d, k = spec.dim, spec.input_width + 1
+    ns, n2, nx = spec.sum_width, spec.square_sum_width, spec.product_width
+    period, lead, step = d * (nx + 8) + ns + n2 + k + 7, ns + d + n2 + k + nx + 13, nx + 6
+    accepts = list(range(d))
+    outputs = []
+    for t in range(tokens):
+        first = d + t * period
+        accepts.extend(first + i for i in range(d))
+        outputs.extend(first + d - 1 + lead + i * step for i in range(d))
+    return BlockTiming(accepts, outputs)
+
+
 # ---- from a block's golden vector arrays ----------------------------------------------------------
 
 def block_timing(name: str, spec, arrays) -> BlockTiming:
@@ -334,6 +352,8 @@ def block_timing(name: str, spec, arrays) -> BlockTiming:
         return mtts_timing(spec, arr("values").shape[0])
     if name == "window":
         return window_timing(spec, arr("maps").shape[0])
+    if name == "layernorm":
+        return layernorm_timing(spec, arr("u").shape[0])
     if name == "alif":
         if "current" in arrays:                   # a beat-level file: its beats after the loads of its init
             lanes = spec.lanes

@@ -65,8 +65,9 @@ class LayerNormSpec(SpecBase):
 
     @property
     def sum_width(self) -> int:
-        """Bits of |S1| <= D 2^(Wi-1) (unsigned): the numerator of the mean's division."""
-        return (self.dim << (self.input_width - 1)).bit_length()
+        """Bits of the mean's numerator: |S1| <= D 2^(Wi-1), plus D - 1 when S1 < 0 (the divider
+        floors a negative numerator as -floor((|S1| + D - 1) / D))."""
+        return ((self.dim << (self.input_width - 1)) + self.dim - 1).bit_length()
 
     @property
     def square_sum_width(self) -> int:
@@ -85,8 +86,10 @@ class LayerNormSpec(SpecBase):
 
     @property
     def product_width(self) -> int:
-        """Bits of |dev_i gamma_i| < 2^Wi 2^(Wg-1) (unsigned): the numerator of the channel's division."""
-        return self.input_width + self.gamma_width - 1
+        """Bits of the channel division's numerator: |dev_i gamma_i| <= (2^Wi - 1) 2^(Wg-1), plus
+        sigma - 1 <= 2^(Wi+1) - 2 when negative (as for the mean)."""
+        wi, wg = self.input_width, self.gamma_width
+        return (((1 << wi) - 1) * (1 << (wg - 1)) + (1 << (wi + 1)) - 2).bit_length()
 
     @property
     def quotient_bound(self) -> int:

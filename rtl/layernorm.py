@@ -40,22 +40,24 @@ class LayerNorm(wiring.Component):
     was accepted (PARAM beats are accepted only while loading, as DATA beats are). Then, with
     Ns = ``sum_width``, N2 = ``square_sum_width``, Nx = ``product_width``, K = Wi + 1::
 
-        MEAN  Ns cycles: |S1| / D by the divider, then 1: mu = S1 < 0 ? -(q + [r != 0]) : q
-        VAR   D reads of the buffered token, 2 pipeline cycles (dev, dev^2 + S2), 1 load
+        MEAN  1: the divider <= S1 < 0 ? (D - 1) - S1 : S1 (a negative numerator n is floored as
+              -floor((|n| + d - 1) / d), so no remainder test follows); Ns cycles: the quotient
+              q; 1: mu = S1 < 0 ? -q : q
+        VAR   D reads of the buffered token, 3 pipeline cycles (dev, dev^2, S2 + dev^2), 1 load
         VDIV  N2 cycles: var = S2 / D, then 1: the root's register <= var + eps
         SQRT  K cycles: sigma = isqrt(var + eps), two bits of the radicand a cycle
         per channel i (Nx + 6 cycles): read u_i, gamma_i, beta_i; dev_i = u_i - mu;
-              x = dev_i gamma_i; |x| into the divider; Nx cycles: |x| / sigma;
-              y_i = (x < 0 ? -(q + [r != 0]) : q) + beta_i into the output register;
+              x = dev_i gamma_i; x < 0 ? (sigma - 1) - x : x into the divider; Nx cycles:
+              the quotient q; y_i = x < 0 ? beta_i - q : beta_i + q into the output register;
               the output beat (one cycle when ``o_stream.ready`` is high)
 
     Latency and throughput (no back-pressure, DATA beats back to back)
     ------------------------------------------------------------------
     * The token whose last DATA beat is accepted in cycle c has channel i's output valid
       in cycle c + ``first_output_latency`` + i (Nx + 6), first_output_latency =
-      Ns + D + N2 + K + Nx + 11.
+      Ns + D + N2 + K + Nx + 13.
     * The next token's first DATA beat is accepted at the earliest in the cycle after the
-      last output's handshake; a token takes ``token_cycles`` = D (Nx + 8) + Ns + N2 + K + 5
+      last output's handshake; a token takes ``token_cycles`` = D (Nx + 8) + Ns + N2 + K + 7
       cycles from its first DATA beat's accept to the next token's first, and a PARAM beat
       one cycle.
     * Back-pressure: the unit waits in the output state; nothing is dropped or duplicated.
@@ -79,7 +81,7 @@ class LayerNorm(wiring.Component):
     @staticmethod
     def first_output_latency(spec: LayerNormSpec) -> int:
         """Cycles from a token's last DATA accept to its channel 0 output (class docstring)."""
-        return spec.sum_width + spec.dim + spec.square_sum_width + (spec.input_width + 1) + spec.product_width + 11
+        return spec.sum_width + spec.dim + spec.square_sum_width + (spec.input_width + 1) + spec.product_width + 13
 
     @staticmethod
     def channel_cycles(spec: LayerNormSpec) -> int:
@@ -88,9 +90,9 @@ class LayerNorm(wiring.Component):
 
     @staticmethod
     def token_cycles(spec: LayerNormSpec) -> int:
-        """Cycles of one token at full rate: D (Nx + 8) + Ns + N2 + K + 5 (class docstring)."""
+        """Cycles of one token at full rate: D (Nx + 8) + Ns + N2 + K + 7 (class docstring)."""
         return (spec.dim * (spec.product_width + 8) + spec.sum_width + spec.square_sum_width
-                + spec.input_width + 1 + 5)
+                + spec.input_width + 1 + 7)
 
     def elaborate(self, platform):
         spec = self.spec
@@ -123,10 +125,12 @@ class LayerNorm(wiring.Component):
         acc = Signal(unsigned(n_max + m_max + 1))   # the divider: remainder above, numerator / quotient below
         negative = Signal()                      # the sign of the numerator being divided
         sigma = Signal(unsigned(ms))
+        sigma_less_one = Signal(unsigned(ms))
         root_rem = Signal(unsigned(k_root + 2))  # the square root's remainder (< 2 root + 1)
         radicand = Signal(unsigned(2 * k_root))  # shifted two bits a cycle, top first
         var_dev = Signal(signed(wi + 1))         # VAR pipeline: dev of the word read a cycle ago
-        var_valid1, var_valid2 = Signal(), Signal()
+        var_square = Signal(unsigned(2 * wi + 2))  # its square, registered: the multiplier and the
+        var_valid1, var_valid2, var_valid3 = Signal(), Signal(), Signal()   # S2 adder in two stages
         n_dev = Signal(signed(wi + 1))
         n_gamma = Signal(signed(spec.gamma_width))
         n_beta = Signal(signed(spec.beta_width))
@@ -147,11 +151,6 @@ class LayerNorm(wiring.Component):
             fits = top >= divisor
             m.d.sync += acc.eq(Mux(fits, Cat(shifted[0] | 1, shifted[1:n_bits], (top - divisor)[:m_max + 1]), shifted))
 
-        def floor_quotient(n_bits: int, divisor_bits: int):
-            """floor(signed numerator / divisor) from the divider's quotient, remainder and sign."""
-            quotient = acc[:n_bits]
-            remainder = acc[n_bits:n_bits + divisor_bits]
-            return Mux(negative, -(quotient + (remainder != 0)), quotient)
 
         with m.FSM(init="LOAD"):
             with m.State("LOAD"):
@@ -161,16 +160,18 @@ class LayerNorm(wiring.Component):
                     m.d.comb += total.eq(Mux(index == 0, 0, s1) + payload.u)
                     m.d.sync += [s1.eq(total), index.eq(index + 1)]
                     with m.If(index == d - 1):
-                        m.d.sync += [index.eq(0), acc.eq(Mux(total < 0, -total, total)), negative.eq(total < 0),
-                                     count.eq(0)]
-                        m.next = "MEAN"
+                        m.d.sync += index.eq(0)
+                        m.next = "MEAN_LOAD"
+            with m.State("MEAN_LOAD"):       # one subtraction: floor(n / D) = -floor(((D - 1) - n) / D) for n < 0
+                m.d.sync += [acc.eq(Mux(s1 < 0, (d - 1) - s1, s1)), negative.eq(s1 < 0), count.eq(0)]
+                m.next = "MEAN"
             with m.State("MEAN"):
                 divide_step(ns, d)
                 m.d.sync += count.eq(count + 1)
                 with m.If(count == ns - 1):
                     m.next = "MEAN_FIX"
             with m.State("MEAN_FIX"):
-                m.d.sync += [mu.eq(floor_quotient(ns, md)), s2.eq(0)]
+                m.d.sync += [mu.eq(Mux(negative, -acc[:ns], acc[:ns])), s2.eq(0)]
                 m.next = "VAR"
             with m.State("VAR"):
                 m.d.sync += [index.eq(index + 1), var_valid1.eq(1)]
@@ -179,7 +180,7 @@ class LayerNorm(wiring.Component):
                     m.next = "VAR_TAIL"
             with m.State("VAR_TAIL"):
                 m.d.sync += [var_valid1.eq(0), count.eq(count + 1)]
-                with m.If(count == 1):
+                with m.If(count == 2):
                     m.next = "VDIV_LOAD"
             with m.State("VDIV_LOAD"):
                 m.d.sync += [acc.eq(s2), negative.eq(0), count.eq(0)]
@@ -203,13 +204,15 @@ class LayerNorm(wiring.Component):
             with m.State("READ"):                              # the read ports see ``index`` this cycle
                 m.next = "DEV"
             with m.State("DEV"):
-                m.d.sync += [n_dev.eq(u_rd.data - mu), n_gamma.eq(g_rd.data), n_beta.eq(b_rd.data)]
+                m.d.sync += [n_dev.eq(u_rd.data - mu), n_gamma.eq(g_rd.data), n_beta.eq(b_rd.data),
+                             sigma_less_one.eq(sigma - 1)]
                 m.next = "MUL"
             with m.State("MUL"):
                 m.d.sync += n_prod.eq(n_dev * n_gamma)
                 m.next = "ABS"
             with m.State("ABS"):
-                m.d.sync += [acc.eq(Mux(n_prod < 0, -n_prod, n_prod)), negative.eq(n_prod < 0), count.eq(0)]
+                m.d.sync += [acc.eq(Mux(n_prod < 0, sigma_less_one - n_prod, n_prod)), negative.eq(n_prod < 0),
+                             count.eq(0)]
                 m.next = "NDIV"
             with m.State("NDIV"):
                 divide_step(nx, sigma)
@@ -217,7 +220,8 @@ class LayerNorm(wiring.Component):
                 with m.If(count == nx - 1):
                     m.next = "NFIX"
             with m.State("NFIX"):
-                m.d.sync += [self.o_stream.payload.y.eq(floor_quotient(nx, ms) + n_beta),
+                quotient = acc[:nx]
+                m.d.sync += [self.o_stream.payload.y.eq(Mux(negative, n_beta - quotient, n_beta + quotient)),
                              self.o_stream.payload.last.eq(index == d - 1), self.o_stream.valid.eq(1)]
                 m.next = "OUT"
             with m.State("OUT"):
@@ -228,10 +232,11 @@ class LayerNorm(wiring.Component):
                     with m.Else():
                         m.next = "READ"
 
-        # the VAR pipeline runs beside the FSM: dev of the word read last cycle, then dev^2 into S2
-        m.d.sync += [var_dev.eq(u_rd.data - mu), var_valid2.eq(var_valid1)]
-        with m.If(var_valid2):
-            m.d.sync += s2.eq(s2 + var_dev * var_dev)
+        # the VAR pipeline runs beside the FSM: dev of the word read last cycle, its square, S2 + square
+        m.d.sync += [var_dev.eq(u_rd.data - mu), var_square.eq(var_dev * var_dev), var_valid2.eq(var_valid1),
+                     var_valid3.eq(var_valid2)]
+        with m.If(var_valid3):
+            m.d.sync += s2.eq(s2 + var_square)
         return m
 
 

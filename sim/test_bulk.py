@@ -180,7 +180,8 @@ def test_bulk_and_per_cycle_benches_run_the_same_cycles(name, tmp_path):
     spec, words_in, words_out, _ = stream_words(block, vectors, component)
     per_cycle = cosim(component, block.toplevel, ints_from_limbs(words_in), ints_from_limbs(words_out),
                       tmp_path / "per-cycle", in_name=block.in_name, out_name=block.out_name, seed=6,
-                      valid_prob=0.7, ready_prob=0.6, keep_cycles=True, gaps="xorshift", x_seed=0)
+                      valid_prob=0.7, ready_prob=0.6, keep_cycles=True, gaps="xorshift", x_seed=0,
+                      timeout_cycles=block.cosim_timeout(spec, len(words_in), len(words_out), 0.7, 0.6))
     bulk = bulk_cosim(component, block.toplevel, words_in, words_out, tmp_path / "bulk", in_name=block.in_name,
                       out_name=block.out_name, seed=6, valid_prob=0.7, ready_prob=0.6, log_cycles=True)
     accept, output = cycle_log(bulk, tmp_path / "bulk")

@@ -159,7 +159,8 @@ def check_vectors(block: Block, directory: Path, *, seed: int = 1, valid_prob: f
         run_dir = Path(workdir) if workdir else Path(tmp)
         report = cosim(block.component(spec), block.toplevel, inputs, expected, run_dir,
                        in_name=block.in_name, out_name=block.out_name, seed=seed,
-                       valid_prob=valid_prob, ready_prob=ready_prob)
+                       valid_prob=valid_prob, ready_prob=ready_prob,
+                       timeout_cycles=block.cosim_timeout(spec, len(inputs), len(expected), valid_prob, ready_prob))
     r = report.result
     return CheckReport(block.name, spec.to_dict(), work, unit, r.beats_checked, r.mismatches, r.cycles,
                        r.simulated_cycles, r.wall_seconds, report.build.cached,

@@ -31,6 +31,7 @@ from golden.core import compile_model, run_program, spec_for_program
 from golden.core.cycles import op_cycles, predict_cycles, useful_ops
 from golden.core.program import LinearOp
 from golden.alif import ALIFSpec
+from golden.layernorm import LayerNormSpec
 from golden.sdsa import SDSASpec
 from golden.lif import LIFSpec, lif_beat_reference, lif_reference
 from golden.mac import EVENT, STEP, Event, MACSpec, Step, mac_run
@@ -100,6 +101,11 @@ BLOCK_CASES = {
         (WindowSpec(dims=1, height=1, width=20, radius=2, dilations=(1, 3), channels=2, element_width=4,
                     signed=True), {"maps": 3}),
         (WindowSpec(height=6, width=10, radius=2, dilations=(1,), channels=3, element_width=2), {"maps": 2}),
+    ],
+    "layernorm": [
+        (LayerNormSpec(), {"tokens": 3}),
+        (LayerNormSpec(dim=5, input_width=8, gamma_width=6, beta_width=6, eps=3), {"tokens": 6}),
+        (LayerNormSpec(dim=2, input_width=4, gamma_width=3, beta_width=2), {"tokens": 10}),
     ],
 }
 
@@ -394,6 +400,18 @@ def test_trained_lsformer_spikes_through_the_window_buffer_equal_rtl():
     vectors = load_vectors(SIM_DATA / "lsformer_kv", block="window")
     spec, run = _simulate_block("window", vectors)
     _assert_timing_equal(eb.block_timing("window", spec, vectors.arrays), run)
+
+
+def test_trained_lsformer_head_norm_tokens_through_the_layer_norm_equal_rtl():
+    """The first 8 of the trained LSFormer's head-norm tokens (``sim/data/lsformer_ln``; the
+    Verilator test runs all 256) in Amaranth's simulator: estimate == RTL to the cycle."""
+    from golden.vectors import VectorSet, load_vectors
+
+    full = load_vectors(SIM_DATA / "lsformer_ln", block="layernorm")
+    arrays = {k: (v[:8] if k in ("u", "y", "mu", "var", "sigma") else v) for k, v in full.arrays.items()}
+    vectors = VectorSet("layernorm", full.spec, full.seed, arrays)
+    spec, run = _simulate_block("layernorm", vectors)
+    _assert_timing_equal(eb.block_timing("layernorm", spec, vectors.arrays), run)
 
 
 # ---- the core: cycles ------------------------------------------------------------------------------

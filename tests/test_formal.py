@@ -31,6 +31,7 @@ DATAPATH = {
     "mtts": ("encode", ("time", 0)),
     "window": ("taps", ("taps", 0, 4)),
     "alif": ("saturate", ("membrane", 0)),
+    "layernorm": ("normalise", ("y", 0)),
 }
 
 

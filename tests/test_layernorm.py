@@ -48,11 +48,16 @@ def test_spec_dict_round_trip():
     assert LayerNormSpec.from_dict(spec.to_dict()) == spec
 
 
+def test_numerator_widths_at_their_edge():
+    spec = LayerNormSpec(dim=3, input_width=2, gamma_width=2, beta_width=2, eps=15)
+    assert (spec.sum_width, spec.product_width) == (4, 4)
+
+
 def test_widths_by_hand():
     spec = LayerNormSpec(dim=24, input_width=16, gamma_width=12, beta_width=12)
-    assert spec.sum_width == 20                 # 24 * 2^15 = 786,432 < 2^20
+    assert spec.sum_width == 20                 # 24 * 2^15 + 23 = 786,455 < 2^20
     assert spec.square_sum_width == 37          # 24 * 2^32 < 2^37
-    assert spec.product_width == 27             # 2^16 * 2^11
+    assert spec.product_width == 28             # (2^16 - 1) 2^11 + 2^17 - 2 = 134,346,750 >= 2^27
     assert spec.quotient_bound == 20067         # floor(2 sqrt(24) 2^11) + 1 = floor(20066.2) + 1
     assert spec.output_width == 16              # 20067 + 2048 = 22,115 < 2^15
 
@@ -150,6 +155,9 @@ RTL_SPECS = {
     "D5-W8": LayerNormSpec(dim=5, input_width=8, gamma_width=6, beta_width=6, eps=3),
     "D2-W4": LayerNormSpec(dim=2, input_width=4, gamma_width=3, beta_width=2, eps=1),
     "D24-W16": LayerNormSpec(dim=24, input_width=16, gamma_width=12, beta_width=12, eps=1),
+    # the numerators' widths at their edge: |S1| + D - 1 = 3 * 2 + 2 = 8 needs 4 bits (|S1| alone 3),
+    # |x| + sigma - 1 = 3 * 2 + 6 = 12 needs 4 bits (|x| alone 3)
+    "D3-W2": LayerNormSpec(dim=3, input_width=2, gamma_width=2, beta_width=2, eps=15),
 }
 
 

@@ -289,9 +289,9 @@ MISSING = {
     "IntSpikingResformer": ("stem", "convolutions (the window buffer) and dual spike self-attention with "
                             "firing-rate scaling"),
     "IntTEFormer": ("conv1", "the SPS stem's convolutions, reversed-time attention, the sigmoid-ROM gate and "
-                    "the spiking layer norm"),
-    "IntLSFormer": ("stem", "convolutions, dilated window attention (the window buffer), integer layer norm and "
-                    "spiking response pooling"),
+                    "a layer norm op (its unit, rtl.layernorm, exists but is not in the core)"),
+    "IntLSFormer": ("stem", "convolutions, dilated window attention (the window buffer), a layer norm op (its "
+                    "unit, rtl.layernorm, exists but is not in the core) and spiking response pooling"),
     "AnnViT": ("every layer", "spiking neurons: it is the non-spiking reference (softmax, real matmuls)"),
     "AnnCausalLM": ("every layer", "spiking neurons: it is the non-spiking softmax reference of the WTA "
                                    "causal LM (softmax, real matmuls)"),

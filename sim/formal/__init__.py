@@ -24,7 +24,8 @@ from .runner import FormalToolError, RunResult, harness_rtlil, run_sby
 
 #: block name -> module under sim/formal defining FORMAL (a FormalBlock)
 FORMAL_MODULES = {"lif": "lif", "synapse": "synapse", "mac": "mac", "topk": "topk", "wta": "wta",
-                  "mtts": "mtts", "window": "window", "alif": "alif", "sdsa": "sdsa"}
+                  "mtts": "mtts", "window": "window", "alif": "alif", "sdsa": "sdsa",
+                  "layernorm": "layernorm"}
 
 
 def formal_block(name: str) -> FormalBlock:

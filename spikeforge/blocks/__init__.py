@@ -17,7 +17,7 @@ from golden.vectors import VectorSet
 MAX_VECTOR_ELEMENTS = 1 << 26
 
 #: block modules, in the order the demo runs them
-BLOCK_MODULES = ("lif", "synapse", "mac", "topk", "wta", "mtts", "window", "alif", "sdsa")
+BLOCK_MODULES = ("lif", "synapse", "mac", "topk", "wta", "mtts", "window", "alif", "sdsa", "layernorm")
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,20 @@ class Block:
     #: (spec, **vector options) -> elements of the largest array ``make_vectors`` would make, so that
     #: ``spikeforge vectors`` refuses a request over ``MAX_VECTOR_ELEMENTS`` before allocating anything
     vector_size: Callable[..., int] | None = None
+    #: spec -> the most cycles the block takes per output beat without stalls, for a block that
+    #: takes many (the layer norm: a division per channel); None: a few, the benches' default
+    cycles_per_output: Callable[[Any], int] | None = None
 
     def default_spec(self):
         return self.spec_cls()
+
+    def cosim_timeout(self, spec, n_in: int, n_out: int, valid_prob: float, ready_prob: float) -> int | None:
+        """The per-cycle bench's timeout for this block's stream (None: the bench's default,
+        ``4 gaps (n_in + n_out) + 1000``); a slow block's outputs count ``cycles_per_output`` each."""
+        if self.cycles_per_output is None:
+            return None
+        gaps = 1.0 / max(1e-3, min(valid_prob, ready_prob))
+        return int(4 * gaps * (n_in + n_out * self.cycles_per_output(spec))) + 1000
 
 
 _REGISTRY: dict[str, Block] = {}
