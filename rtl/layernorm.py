@@ -152,6 +152,13 @@ class LayerNorm(wiring.Component):
             m.d.sync += acc.eq(Mux(fits, Cat(shifted[0] | 1, shifted[1:n_bits], (top - divisor)[:m_max + 1]), shifted))
 
 
+        def division(n_bits: int, divisor, then: str):
+            """A division state: n_bits restoring steps, one a cycle, then state ``then``."""
+            divide_step(n_bits, divisor)
+            m.d.sync += count.eq(count + 1)
+            with m.If(count == n_bits - 1):
+                m.next = then
+
         with m.FSM(init="LOAD"):
             with m.State("LOAD"):
                 m.d.comb += self.i_stream.ready.eq(1)
@@ -166,10 +173,7 @@ class LayerNorm(wiring.Component):
                 m.d.sync += [acc.eq(Mux(s1 < 0, (d - 1) - s1, s1)), negative.eq(s1 < 0), count.eq(0)]
                 m.next = "MEAN"
             with m.State("MEAN"):
-                divide_step(ns, d)
-                m.d.sync += count.eq(count + 1)
-                with m.If(count == ns - 1):
-                    m.next = "MEAN_FIX"
+                division(ns, d, "MEAN_FIX")
             with m.State("MEAN_FIX"):
                 m.d.sync += [mu.eq(Mux(negative, -acc[:ns], acc[:ns])), s2.eq(0)]
                 m.next = "VAR"
@@ -186,10 +190,7 @@ class LayerNorm(wiring.Component):
                 m.d.sync += [acc.eq(s2), negative.eq(0), count.eq(0)]
                 m.next = "VDIV"
             with m.State("VDIV"):
-                divide_step(n2, d)
-                m.d.sync += count.eq(count + 1)
-                with m.If(count == n2 - 1):
-                    m.next = "VFIX"
+                division(n2, d, "VFIX")
             with m.State("VFIX"):
                 m.d.sync += [radicand.eq(acc[:n2] + spec.eps), root_rem.eq(0), sigma.eq(0), count.eq(0)]
                 m.next = "SQRT"
@@ -215,10 +216,7 @@ class LayerNorm(wiring.Component):
                              count.eq(0)]
                 m.next = "NDIV"
             with m.State("NDIV"):
-                divide_step(nx, sigma)
-                m.d.sync += count.eq(count + 1)
-                with m.If(count == nx - 1):
-                    m.next = "NFIX"
+                division(nx, sigma, "NFIX")
             with m.State("NFIX"):
                 quotient = acc[:nx]
                 m.d.sync += [self.o_stream.payload.y.eq(Mux(negative, n_beta - quotient, n_beta + quotient)),
