@@ -19,13 +19,7 @@ import torch
 
 from golden.layernorm import LayerNormSpec, layer_norm_reference
 from golden.vectors import load_vectors, save_vectors
-from rtl.layernorm import LayerNorm
 from spikeforge.blocks import get_block
-
-
-def _timeout(spec: LayerNormSpec, tokens: int) -> int:
-    """Cycles the run may take: the no-stall count (``LayerNorm.token_cycles``) with room for the gaps."""
-    return 4 * (spec.dim + tokens * LayerNorm.token_cycles(spec)) + 1000
 
 DATA = Path(__file__).resolve().parent / "data" / "lsformer_ln"
 
@@ -48,7 +42,8 @@ def test_layernorm_verilator_bit_exact(name, tmp_path):
     vectors = load_vectors(save_vectors(tmp_path / "vectors", "layernorm", spec.to_dict(), 7, arrays), block="layernorm")
     spec, inputs, expected = block.stream_from_vectors(vectors)
     report = cosim(block.component(spec), block.toplevel, inputs, expected, tmp_path / "run",
-                   seed=3, valid_prob=0.7, ready_prob=0.6, timeout_cycles=_timeout(spec, tokens))
+                   seed=3, valid_prob=0.7, ready_prob=0.6,
+                   timeout_cycles=block.cosim_timeout(spec, len(inputs), len(expected), 0.7, 0.6))
     assert report.result.beats_checked == tokens * spec.dim
     assert report.mismatches == 0, report.explain()
 
@@ -66,6 +61,7 @@ def test_layernorm_verilator_trained_head_norm(tmp_path):
     block = get_block("layernorm")
     spec, inputs, expected = block.stream_from_vectors(vectors)
     report = cosim(block.component(spec), block.toplevel, inputs, expected, tmp_path, seed=5,
-                   valid_prob=0.7, ready_prob=0.7, timeout_cycles=_timeout(spec, vectors["u"].shape[0]))
+                   valid_prob=0.7, ready_prob=0.7,
+                   timeout_cycles=block.cosim_timeout(spec, len(inputs), len(expected), 0.7, 0.7))
     assert report.mismatches == 0, report.explain()
     assert report.result.beats_checked == vectors["y"].size

@@ -97,15 +97,10 @@ def srp_beta(tau: float) -> float:
     return round((1.0 - 1.0 / tau) * (1 << LEAK_FRAC)) / (1 << LEAK_FRAC)
 
 
-def isqrt(v: torch.Tensor) -> torch.Tensor:
-    """floor(sqrt(v)) for int64 0 <= v < 2^62 (``golden.layernorm.isqrt_exact``)."""
-    return isqrt_exact(v)
-
-
-def int_layer_norm(u: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: int) -> torch.Tensor:
-    """Integer layer norm over the last dim (the module docstring; ``golden.layernorm.layer_norm_exact``,
-    the function ``rtl.layernorm.LayerNorm`` computes); int64 in, int64 out."""
-    return layer_norm_exact(u, gamma, beta, eps)
+#: floor(sqrt(v)) and the integer layer norm of the module docstring: the functions
+#: ``rtl.layernorm.LayerNorm`` computes (``golden.layernorm``), under this model's names
+isqrt = isqrt_exact
+int_layer_norm = layer_norm_exact
 
 
 def lif_spec_for(lif: LIF, n: int, frac: int) -> LIFSpec:
